@@ -65,7 +65,5 @@ class ValidationError(CubebaseError):
 
     def __init__(self, problems: list[FieldProblem]):
         self.problems = problems
-        summary = "; ".join(
-            f"{p.field}: {p.message}" if p.field else p.message for p in problems
-        )
+        summary = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
         super().__init__(summary, [p.to_dict() for p in problems])

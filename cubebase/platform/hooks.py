@@ -1,0 +1,28 @@
+"""Hooks into the records service, so other parts (workflows, automations,
+permissions) plug in without the records service importing them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# A hook gets (service, table, record_id, old_values, new_values) and may raise a
+# CubebaseError to refuse the write; the transaction then writes nothing.
+WriteHook = Callable[..., Any]
+
+
+@dataclass
+class RecordHooks:
+    before_write: list[WriteHook] = field(default_factory=list)
+    after_write: list[WriteHook] = field(default_factory=list)
+    # (schema, table, field) -> raise a CubebaseError to refuse deleting the field
+    before_field_delete: list[Callable[..., Any]] = field(default_factory=list)
+
+    def run_before(self, *args: Any) -> None:
+        for hook in self.before_write:
+            hook(*args)
+
+    def run_after(self, *args: Any) -> None:
+        for hook in self.after_write:
+            hook(*args)

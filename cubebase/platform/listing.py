@@ -1,0 +1,266 @@
+"""Lists of records: conditions, sort orders and keyset cursors as SQLAlchemy
+expressions.
+
+Sort order: blanks sort after every value ascending and before every value
+descending (PostgreSQL's default, applied on SQLite too), ties broken by id in
+the same direction. A page continues from a cursor that holds the last row's
+sort values and id.
+
+With one sort key the page is read in two index-friendly segments, the rows
+with a value and the blank rows, each as ``(key, id) > (:v, :id) ORDER BY key,
+id LIMIT n``: exactly the query a DBA writes for keyset paging, so an index on
+the sort field serves it. With several sort keys a general null-aware keyset
+predicate is used (correct, but it may need a sort).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from .errors import BadRequest
+from .fieldtypes import ConversionError
+from .schema import Field, Table
+
+OPERATORS = (
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "contains",
+    "startswith",
+    "in",
+    "isblank",
+    "notblank",
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``field op value``, e.g. Condition("amount", "ge", "1000")."""
+
+    field: str
+    op: str = "eq"
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    expr: sa.ColumnElement
+    desc: bool
+    field: Field | None = None
+
+
+def parse_sort(table: Table, sort: str | list[str] | None) -> list[SortKey]:
+    """``"-amount,name"`` -> sort keys on those fields (blank: by id)."""
+    if not sort:
+        return []
+    parts = sort.split(",") if isinstance(sort, str) else list(sort)
+    keys: list[SortKey] = []
+    for raw in parts:
+        name = raw.strip()
+        desc = name.startswith("-")
+        name = name.lstrip("-+").strip()
+        if not name:
+            continue
+        if name == "id":
+            keys.append(SortKey(table.sql.c.id, desc))
+            continue
+        f = table.fields.get(name)
+        if f is None:
+            raise BadRequest(f"Cannot sort by `{name}`: table `{table.key}` has no such field")
+        if f.column_name is None or f.type in ("multi_select", "file"):
+            raise BadRequest(f"Cannot sort by `{name}`: a {f.type} field has no order")
+        keys.append(SortKey(table.column(f), desc, f))
+    if len(keys) > 5:
+        raise BadRequest("Sort by at most 5 fields")
+    return keys
+
+
+def condition_expr(table: Table, cond: Condition) -> sa.ColumnElement:
+    """A condition as a WHERE clause on the table (values become bound parameters)."""
+    if cond.op not in OPERATORS:
+        raise BadRequest(f"`{cond.op}` is not a filter operator (one of {', '.join(OPERATORS)})")
+    if cond.field == "id":
+        col, f = table.sql.c.id, None
+    else:
+        f = table.fields.get(cond.field)
+        if f is None:
+            raise BadRequest(
+                f"Cannot filter by `{cond.field}`: table `{table.key}` has no such field"
+            )
+        if f.column_name is None:
+            raise BadRequest(f"Cannot filter by `{cond.field}` with a condition; use a formula")
+        col = table.column(f)
+    if cond.op == "isblank":
+        return col.is_(None)
+    if cond.op == "notblank":
+        return col.is_not(None)
+
+    def convert(v: Any) -> Any:
+        if f is None:
+            try:
+                return int(v)
+            except (TypeError, ValueError):
+                raise BadRequest(f"Filter on id: `{v}` is not a record id") from None
+        try:
+            if f.type == "multi_select":
+                return f.ftype.to_python(f, [v])[0]
+            py = f.ftype.to_python(f, v) if not isinstance(v, str) else f.ftype.parse_text(f, v)
+            return f.ftype.to_db(f, py)
+        except ConversionError as exc:
+            raise BadRequest(f"Filter on `{f.key}`: {exc}") from None
+
+    if cond.op == "in":
+        values = cond.value if isinstance(cond.value, list | tuple) else [cond.value]
+        return col.in_([convert(v) for v in values])
+    if cond.op in ("contains", "startswith"):
+        if f is None or f.column_name is None or not isinstance(cond.value, str):
+            raise BadRequest(f"`{cond.op}` needs a text field and a text value")
+        text = cond.value
+        return (
+            col.contains(text, autoescape=True)
+            if cond.op == "contains"
+            else col.startswith(text, autoescape=True)
+        )
+    value = convert(cond.value)
+    if value is None:
+        return col.is_(None) if cond.op == "eq" else col.is_not(None)
+    return {
+        "eq": col.__eq__,
+        "ne": lambda v: sa.or_(col != v, col.is_(None)),
+        "lt": col.__lt__,
+        "le": col.__le__,
+        "gt": col.__gt__,
+        "ge": col.__ge__,
+    }[cond.op](value)
+
+
+def order_by(keys: list[SortKey], id_col: sa.ColumnElement) -> list[sa.ColumnElement]:
+    desc = keys[0].desc if len(keys) == 1 else (keys[-1].desc if keys else False)
+    out = [k.expr.desc().nulls_first() if k.desc else k.expr.asc().nulls_last() for k in keys]
+    out.append(id_col.desc() if desc else id_col.asc())
+    return out
+
+
+def tie_direction(keys: list[SortKey]) -> bool:
+    """Whether the id tie-breaker runs descending (it follows the last sort key)."""
+    return keys[-1].desc if keys else False
+
+
+def keyset_after(
+    keys: list[SortKey], id_col: sa.ColumnElement, cursor: list[Any]
+) -> sa.ColumnElement:
+    """Rows strictly after the cursor in the (null-aware) order of ``keys``."""
+    *values, last_id = cursor
+    id_desc = tie_direction(keys)
+    clauses = []
+    for i, (k, v) in enumerate(zip(keys, values, strict=True)):
+        ties = [_tie(keys[j].expr, values[j]) for j in range(i)]
+        after = _after(k.expr, v, k.desc)
+        if after is not None:
+            clauses.append(sa.and_(*ties, after))
+    ties = [_tie(k.expr, v) for k, v in zip(keys, values, strict=True)]
+    clauses.append(sa.and_(*ties, id_col < last_id if id_desc else id_col > last_id))
+    return sa.or_(*clauses)
+
+
+def _tie(expr: sa.ColumnElement, v: Any) -> sa.ColumnElement:
+    return expr.is_(None) if v is None else expr == v
+
+
+def _after(expr: sa.ColumnElement, v: Any, desc: bool) -> sa.ColumnElement | None:
+    if not desc:  # ascending, blanks last
+        return sa.or_(expr > v, expr.is_(None)) if v is not None else None
+    return expr < v if v is not None else expr.is_not(None)
+
+
+def segments(key: SortKey, id_col: sa.ColumnElement, cursor: list[Any] | None):
+    """For one sort key: the (where, order) pairs to read in turn, each served by an
+    index on (key, id)."""
+    k = key.expr
+    if key.desc:
+        valued_order = [k.desc(), id_col.desc()]
+        blank = (k.is_(None), [id_col.desc()])
+        valued = (k.is_not(None), valued_order)
+        if cursor is None:
+            return [blank, valued]
+        v, last = cursor
+        if v is None:
+            return [(sa.and_(k.is_(None), id_col < last), [id_col.desc()]), valued]
+        return [(sa.tuple_(k, id_col) < sa.tuple_(v, last), valued_order)]
+    valued_order = [k.asc(), id_col.asc()]
+    valued = (k.is_not(None), valued_order)
+    blank = (k.is_(None), [id_col.asc()])
+    if cursor is None:
+        return [valued, blank]
+    v, last = cursor
+    if v is None:
+        return [(sa.and_(k.is_(None), id_col > last), [id_col.asc()])]
+    return [(sa.tuple_(k, id_col) > sa.tuple_(v, last), valued_order), blank]
+
+
+# --- cursors -------------------------------------------------------------------
+
+
+def encode_cursor(signature: str, values: list[Any]) -> str:
+    payload = json.dumps([signature, [_tag(v) for v in values]], separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(signature: str, cursor: str) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        sig, tagged = json.loads(raw)
+        if sig != signature:
+            raise BadRequest(
+                "This cursor belongs to another sort order; start again from the first page"
+            )
+        values = [_untag(v) for v in tagged]
+    except BadRequest:
+        raise
+    except (binascii.Error, ValueError, TypeError, KeyError, ArithmeticError):
+        raise BadRequest("The cursor is not valid; start again from the first page") from None
+    if not values or not isinstance(values[-1], int) or isinstance(values[-1], bool):
+        raise BadRequest("The cursor is not valid; start again from the first page")
+    return values
+
+
+def _tag(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return {"n": str(v)}
+    if isinstance(v, datetime):
+        return {"dt": v.isoformat()}
+    if isinstance(v, date):
+        return {"d": v.isoformat()}
+    if isinstance(v, float):
+        return {"f": repr(v)}
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    return {"s": str(v)}
+
+
+def _untag(v: Any) -> Any:
+    if isinstance(v, dict):
+        ((tag, text),) = v.items()
+        if not isinstance(text, str):
+            raise ValueError("bad cursor value")
+        return {
+            "n": Decimal,
+            "dt": datetime.fromisoformat,
+            "d": date.fromisoformat,
+            "f": float,
+            "s": str,
+        }[tag](text)
+    if isinstance(v, list):
+        raise ValueError("bad cursor value")
+    return v

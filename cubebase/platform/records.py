@@ -1,0 +1,722 @@
+"""The records service: the only road to user data.
+
+Pages, the API, imports, exports, reports, workflows and automations all read
+and write records through this class, which validates every value (one message
+per field), keeps ``version`` for optimistic locking, writes the history in the
+same transaction, keeps created/updated at/by, and moves deleted records to the
+trash. Each write runs in a SAVEPOINT: when it fails, nothing of it is written
+and the caller's transaction stays usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .actor import Actor
+from .errors import BadRequest, ConflictError, FieldProblem, NotFound, ValidationError
+from .fieldtypes import ConversionError
+from .listing import (
+    Condition,
+    SortKey,
+    condition_expr,
+    decode_cursor,
+    encode_cursor,
+    keyset_after,
+    order_by,
+    parse_sort,
+    segments,
+)
+from .models import Counter, HistoryEntry
+from .schema import Field, Table
+
+MAX_PAGE = 1000
+BULK_CHUNK = 2000
+
+Where = Condition | sa.ColumnElement | Callable[[Table], sa.ColumnElement]
+
+
+@dataclass
+class Record:
+    table: str
+    id: int
+    version: int
+    values: dict[str, Any]  # field key -> Python value
+    deleted_at: datetime | None = None
+
+    def to_json(self, table: Table, fields: Iterable[str] | None = None) -> dict[str, Any]:
+        keys = list(fields) if fields is not None else list(self.values)
+        out = {}
+        for k in keys:
+            if k in self.values:
+                f = table.fields[k]
+                out[k] = f.ftype.to_json(f, self.values[k])
+        doc = {"id": self.id, "version": self.version, "fields": out}
+        if self.deleted_at is not None:
+            doc["deleted_at"] = self.deleted_at.isoformat().replace("+00:00", "Z")
+        return doc
+
+
+@dataclass
+class Page:
+    records: list[Record]
+    next_cursor: str | None
+
+
+class RecordsService:
+    def __init__(self, session: Session, actor: Actor, platform):
+        self.session = session
+        self.actor = actor
+        self.platform = platform
+        self.schema = platform.schema(session)
+
+    def table(self, key: str) -> Table:
+        return self.schema.table(key)
+
+    # --- reading ---------------------------------------------------------------------
+    def get(self, table_key: str, record_id: Any, *, trashed: bool = False) -> Record:
+        table = self.table(table_key)
+        rid = _id(record_id, table)
+        t = table.sql
+        row = (
+            self.session.execute(
+                self._select(table).where(
+                    t.c.id == rid,
+                    t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None),
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(
+                f"No {_singular(table)} with id {rid}" + (" in the trash" if trashed else "")
+            )
+        return self._load_many_links(table, [self._record(table, row)])[0]
+
+    def list(
+        self,
+        table_key: str,
+        *,
+        where: Where | Sequence[Where] | None = None,
+        sort: str | list[str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        fields: Sequence[str] | None = None,
+        trashed: bool = False,
+    ) -> Page:
+        """A page of records in ``sort`` order, continuing after ``cursor``."""
+        table = self.table(table_key)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
+            raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
+        keys = parse_sort(table, sort)
+        signature = ",".join(
+            ("-" if k.desc else "") + (k.field.key if k.field else "id") for k in keys
+        )
+        after = decode_cursor(signature, cursor) if cursor else None
+        if after is not None and len(after) != len(keys) + 1:
+            raise BadRequest("The cursor is not valid; start again from the first page")
+        t = table.sql
+        base = [t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None)]
+        base += self._where(table, where)
+        select = self._select(table, fields)
+        if len(keys) == 1:
+            rows = self._read_segments(select, base, keys[0], t.c.id, after, limit + 1)
+        else:
+            stmt = select.where(*base)
+            if after is not None:
+                stmt = stmt.where(keyset_after(keys, t.c.id, after))
+            rows = (
+                self.session.execute(stmt.order_by(*order_by(keys, t.c.id)).limit(limit + 1))
+                .mappings()
+                .all()
+            )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        records = self._load_many_links(
+            table, [self._record(table, r, fields) for r in rows], fields
+        )
+        next_cursor = None
+        if more and rows:
+            last = rows[-1]
+            values = [last[k.field.column_name] if k.field else last["id"] for k in keys]
+            next_cursor = encode_cursor(signature, [*values, last["id"]])
+        return Page(records, next_cursor)
+
+    def count(self, table_key: str, *, where: Where | Sequence[Where] | None = None) -> int:
+        table = self.table(table_key)
+        t = table.sql
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(t)
+            .where(t.c.deleted_at.is_(None), *self._where(table, where))
+        )
+        return int(self.session.scalar(stmt) or 0)
+
+    def _read_segments(self, select: sa.Select, base: list, key: SortKey, id_col, after, n: int):
+        rows: list = []
+        cur = [after[0], after[1]] if after is not None else None
+        for cond, order in segments(key, id_col, cur):
+            need = n - len(rows)
+            if need <= 0:
+                break
+            stmt = select.where(*base, cond).order_by(*order).limit(need)
+            rows.extend(self.session.execute(stmt).mappings().all())
+        return rows
+
+    def _where(self, table: Table, where) -> list[sa.ColumnElement]:
+        if where is None:
+            return []
+        items = where if isinstance(where, list | tuple) else [where]
+        out = []
+        for w in items:
+            if isinstance(w, Condition):
+                out.append(condition_expr(table, w))
+            elif callable(w) and not isinstance(w, sa.ColumnElement):
+                out.append(w(table))
+            else:
+                out.append(w)
+        return out
+
+    def _select(self, table: Table, fields: Sequence[str] | None = None) -> sa.Select:
+        t = table.sql
+        cols = [t.c.id, t.c.version, t.c.deleted_at]
+        for f in self._fields(table, fields):
+            if f.column_name is not None:
+                cols.append(table.column(f).label(f.column_name))
+        return sa.select(*cols)
+
+    def _fields(self, table: Table, fields: Sequence[str] | None) -> list[Field]:
+        if fields is None:
+            return table.data_fields()
+        out = []
+        for k in fields:
+            f = table.fields.get(k)
+            if f is None:
+                raise BadRequest(f"Table `{table.key}` has no field `{k}`")
+            out.append(f)
+        return out
+
+    def _record(self, table: Table, row: Mapping, fields: Sequence[str] | None = None) -> Record:
+        values: dict[str, Any] = {}
+        for f in self._fields(table, fields):
+            if f.column_name is not None:
+                values[f.key] = f.ftype.from_db(f, row[f.column_name])
+        return Record(table.key, row["id"], row["version"], values, row["deleted_at"])
+
+    def _load_many_links(
+        self, table: Table, records: list[Record], fields: Sequence[str] | None = None
+    ) -> list[Record]:
+        if not records:
+            return records
+        ids = [r.id for r in records]
+        for f in self._fields(table, fields):
+            if f.link_kind != "many":
+                continue
+            j = table.junctions[f.id]
+            links: dict[int, list[int]] = {i: [] for i in ids}
+            for src, dst in self.session.execute(
+                sa.select(j.c.source_id, j.c.target_id)
+                .where(j.c.source_id.in_(ids))
+                .order_by(j.c.source_id, j.c.target_id)
+            ):
+                links[src].append(dst)
+            for r in records:
+                r.values[f.key] = links[r.id]
+        return records
+
+    # --- writing ---------------------------------------------------------------------
+    def create(self, table_key: str, values: Mapping[str, Any]) -> Record:
+        return self.get(
+            table_key, self._create_many(self.table(table_key), [values], single=True)[0]
+        )
+
+    def bulk_create(self, table_key: str, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Create many records through the same validation, all or nothing.
+
+        Problems are reported per row: ValidationError details carry ``row`` (0-based).
+        """
+        table = self.table(table_key)
+        ids: list[int] = []
+        with self.session.begin_nested():
+            for start in range(0, len(rows), BULK_CHUNK):
+                ids.extend(
+                    self._create_many(
+                        table, rows[start : start + BULK_CHUNK], offset=start, savepoint=False
+                    )
+                )
+        return ids
+
+    def _create_many(
+        self,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        single: bool = False,
+        offset: int = 0,
+        savepoint: bool = True,
+    ) -> list[int]:
+        prepared: list[dict[str, Any]] = []
+        problems: list[FieldProblem] = []
+        for i, values in enumerate(rows):
+            try:
+                prepared.append(self._prepare(table, values, None))
+            except ValidationError as exc:
+                for p in exc.problems:
+                    if not single:
+                        p.extra["row"] = offset + i
+                    problems.append(p)
+        if not problems:
+            problems = self._check_links_and_unique(table, prepared, None, single, offset)
+        if problems:
+            raise ValidationError(problems)
+        now = datetime.now(UTC)
+        user = self.actor.user_id
+        column_fields = [
+            f
+            for f in table.fields.values()
+            if f.column_name is not None and not f.ftype.system_column
+        ]
+        numbers = self._autonumbers(table, len(prepared))
+        db_rows = []
+        for i, values in enumerate(prepared):
+            row: dict[str, Any] = {
+                "version": 1,
+                "created_at": now,
+                "created_by": user,
+                "updated_at": now,
+                "updated_by": user,
+            }
+            for f in column_fields:
+                if f.type == "autonumber":
+                    values[f.key] = numbers[f.key] + i
+                row[f.column_name] = f.ftype.to_db(f, values.get(f.key))
+            db_rows.append(row)
+        ctx = self.session.begin_nested() if savepoint else _null_context()
+        with ctx, self._integrity(table, single):
+            for values in prepared:
+                self.platform.hooks.run_before(self, table, None, None, values)
+            t = table.sql
+            result = self.session.execute(
+                sa.insert(t).returning(t.c.id, sort_by_parameter_order=True), db_rows
+            )
+            ids = [r[0] for r in result]
+            self._write_many_links(table, ids, prepared, replace=False)
+            self.session.add_all(
+                [
+                    HistoryEntry(
+                        table_id=table.id,
+                        record_id=rid,
+                        version=1,
+                        action="create",
+                        changed_at=now,
+                        changed_by=user,
+                        changes=self._changes(table, {}, values),
+                    )
+                    for rid, values in zip(ids, prepared, strict=True)
+                ]
+            )
+            self.session.flush()
+            for rid, values in zip(ids, prepared, strict=True):
+                self.platform.hooks.run_after(self, table, rid, None, values)
+        return ids
+
+    def update(
+        self,
+        table_key: str,
+        record_id: Any,
+        values: Mapping[str, Any],
+        *,
+        version: int | None = None,
+    ) -> Record:
+        """Change some fields. With ``version``, a record changed since is a conflict."""
+        table = self.table(table_key)
+        current = self.get(table_key, record_id)
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise BadRequest("version must be a whole number")
+        if version is not None and version != current.version:
+            raise self._conflict(table, current)
+        new = self._prepare(table, values, current)
+        problems = self._check_links_and_unique(table, [new], current.id, True, 0)
+        if problems:
+            raise ValidationError(problems)
+        changed = {k: v for k, v in new.items() if current.values.get(k) != v}
+        if not changed:
+            return current
+        now = datetime.now(UTC)
+        t = table.sql
+        row: dict[str, Any] = {
+            "version": current.version + 1,
+            "updated_at": now,
+            "updated_by": self.actor.user_id,
+        }
+        for k, v in changed.items():
+            f = table.fields[k]
+            if f.column_name is not None:
+                row[f.column_name] = f.ftype.to_db(f, v)
+        with self.session.begin_nested(), self._integrity(table, True):
+            self.platform.hooks.run_before(self, table, current.id, current.values, changed)
+            result = self.session.execute(
+                sa.update(t)
+                .where(
+                    t.c.id == current.id, t.c.version == current.version, t.c.deleted_at.is_(None)
+                )
+                .values(row)
+            )
+            if result.rowcount != 1:
+                raise self._conflict(table, self.get(table_key, current.id))
+            self._write_many_links(table, [current.id], [changed], replace=True)
+            self.session.add(
+                HistoryEntry(
+                    table_id=table.id,
+                    record_id=current.id,
+                    version=current.version + 1,
+                    action="update",
+                    changed_at=now,
+                    changed_by=self.actor.user_id,
+                    changes=self._changes(table, current.values, changed),
+                )
+            )
+            self.session.flush()
+            self.platform.hooks.run_after(self, table, current.id, current.values, changed)
+        return self.get(table_key, current.id)
+
+    def delete(self, table_key: str, record_id: Any, *, version: int | None = None) -> None:
+        """Move a record to the trash (restore brings it back)."""
+        table = self.table(table_key)
+        current = self.get(table_key, record_id)
+        if version is not None and version != current.version:
+            raise self._conflict(table, current)
+        self._set_deleted(table, current, deleted=True)
+
+    def restore(self, table_key: str, record_id: Any) -> Record:
+        table = self.table(table_key)
+        current = self.get(table_key, record_id, trashed=True)
+        problems = self._check_links_and_unique(
+            table, [current.values], current.id, True, 0, links=False
+        )
+        if problems:
+            raise ConflictError(
+                "The record cannot be restored: "
+                + "; ".join(f"{p.field}: {p.message}" for p in problems),
+                [p.to_dict() for p in problems],
+            )
+        self._set_deleted(table, current, deleted=False)
+        return self.get(table_key, current.id)
+
+    def purge(self, table_key: str, record_id: Any) -> None:
+        """Delete a trashed record for good. Refused while other records link to it."""
+        table = self.table(table_key)
+        current = self.get(table_key, record_id, trashed=True)
+        for other in self.schema.tables.values():
+            for f in other.fields.values():
+                if f.target_key == table.key and f.link_kind == "one" and f.column_name:
+                    n = self.session.scalar(
+                        sa.select(sa.func.count())
+                        .select_from(other.sql)
+                        .where(other.column(f) == current.id)
+                    )
+                    if n:
+                        raise ConflictError(
+                            f"This {_singular(table)} cannot be deleted for good: {n} "
+                            f"{other.label.lower()} link to it through `{f.key}`"
+                        )
+        with self.session.begin_nested():
+            self.session.execute(sa.delete(table.sql).where(table.sql.c.id == current.id))
+            self.session.add(
+                HistoryEntry(
+                    table_id=table.id,
+                    record_id=current.id,
+                    version=current.version,
+                    action="purge",
+                    changed_at=datetime.now(UTC),
+                    changed_by=self.actor.user_id,
+                    changes={},
+                )
+            )
+            self.session.flush()
+
+    def history(self, table_key: str, record_id: Any) -> list[dict[str, Any]]:
+        """Every change of a record, oldest first: who, when, and each field's old and new value."""
+        table = self.table(table_key)
+        rid = _id(record_id, table)
+        exists = self.session.scalar(sa.select(table.sql.c.id).where(table.sql.c.id == rid))
+        if exists is None:
+            raise NotFound(f"No {_singular(table)} with id {rid}")
+        by_id = {str(f.id): f for f in table.fields.values()}
+        out = []
+        for h in self.session.scalars(
+            sa.select(HistoryEntry)
+            .where(HistoryEntry.table_id == table.id, HistoryEntry.record_id == rid)
+            .order_by(HistoryEntry.id)
+        ):
+            changes = []
+            for fid, (old, new) in (h.changes or {}).items():
+                f = by_id.get(fid)
+                changes.append(
+                    {"field": f.key if f else None, "field_id": int(fid), "old": old, "new": new}
+                )
+            out.append(
+                {
+                    "version": h.version,
+                    "action": h.action,
+                    "at": h.changed_at.replace(tzinfo=h.changed_at.tzinfo or UTC)
+                    .isoformat()
+                    .replace("+00:00", "Z"),
+                    "by": h.changed_by,
+                    "note": h.note,
+                    "changes": changes,
+                }
+            )
+        return out
+
+    # --- internals ------------------------------------------------------------------
+    def _prepare(
+        self, table: Table, values: Mapping[str, Any], current: Record | None
+    ) -> dict[str, Any]:
+        """Convert input to Python values, with one problem per field."""
+        if not isinstance(values, Mapping):
+            raise BadRequest("Record values must be an object of field: value")
+        problems: list[FieldProblem] = []
+        out: dict[str, Any] = {}
+        for key, raw in values.items():
+            f = table.fields.get(key) if isinstance(key, str) else None
+            if f is None:
+                problems.append(FieldProblem(str(key), f"table `{table.key}` has no field `{key}`"))
+                continue
+            if not f.writable:
+                problems.append(FieldProblem(key, "is calculated automatically and cannot be set"))
+                continue
+            try:
+                out[key] = f.ftype.to_python(f, raw)
+            except ConversionError as exc:
+                problems.append(FieldProblem(key, str(exc)))
+        for f in table.fields.values():
+            if not f.required or f.key in {p.field for p in problems}:
+                continue
+            if current is None:
+                if f.ftype.is_blank(out.get(f.key)):
+                    problems.append(FieldProblem(f.key, "is required"))
+            elif f.key in out and f.ftype.is_blank(out[f.key]):
+                problems.append(FieldProblem(f.key, "is required"))
+        if problems:
+            raise ValidationError(problems)
+        return out
+
+    def _check_links_and_unique(
+        self,
+        table: Table,
+        rows: list[dict[str, Any]],
+        own_id: int | None,
+        single: bool,
+        offset: int,
+        links: bool = True,
+    ) -> list[FieldProblem]:
+        problems: list[FieldProblem] = []
+
+        def problem(i: int, key: str, message: str) -> None:
+            p = FieldProblem(key, message)
+            if not single:
+                p.extra["row"] = offset + i
+            problems.append(p)
+
+        for f in table.fields.values():
+            if links and f.link_kind in ("one", "many"):
+                wanted = {v for row in rows for v in _as_list(row.get(f.key))}
+                if wanted:
+                    target = self.schema.table(f.target_key).sql
+                    found = set(
+                        self.session.scalars(
+                            sa.select(target.c.id).where(
+                                target.c.id.in_(wanted), target.c.deleted_at.is_(None)
+                            )
+                        )
+                    )
+                    for i, row in enumerate(rows):
+                        missing = [v for v in _as_list(row.get(f.key)) if v not in found]
+                        if missing:
+                            problem(
+                                i,
+                                f.key,
+                                f"links to a record that does not exist: "
+                                f"{', '.join(map(str, missing[:5]))}",
+                            )
+            if f.unique and f.column_name is not None:
+                col = table.column(f)
+                seen: dict[Any, int] = {}
+                for i, row in enumerate(rows):
+                    v = row.get(f.key)
+                    if v is None:
+                        continue
+                    dbv = f.ftype.to_db(f, v)
+                    if dbv in seen:
+                        problem(i, f.key, f"`{f.ftype.display(f, v)}` appears twice in this batch")
+                    seen[dbv] = i
+                if seen:
+                    taken = set()
+                    keys = list(seen)
+                    for start in range(0, len(keys), 500):
+                        stmt = sa.select(col).where(
+                            col.in_(keys[start : start + 500]), table.sql.c.deleted_at.is_(None)
+                        )
+                        if own_id is not None:
+                            stmt = stmt.where(table.sql.c.id != own_id)
+                        taken.update(self.session.scalars(stmt))
+                    for dbv in taken:
+                        i = seen[dbv]
+                        problem(
+                            i,
+                            f.key,
+                            f"`{f.ftype.display(f, rows[i][f.key])}` is already used "
+                            "by another record",
+                        )
+        return problems
+
+    def _autonumbers(self, table: Table, n: int) -> dict[str, int]:
+        starts: dict[str, int] = {}
+        for f in table.fields.values():
+            if f.type == "autonumber" and n:
+                end = self.session.scalar(
+                    sa.update(Counter)
+                    .where(Counter.field_id == f.id)
+                    .values(value=Counter.value + n)
+                    .returning(Counter.value)
+                )
+                starts[f.key] = end - n + 1
+        return starts
+
+    def _write_many_links(
+        self, table: Table, ids: list[int], rows: list[dict[str, Any]], replace: bool
+    ) -> None:
+        for f in table.fields.values():
+            if f.link_kind != "many":
+                continue
+            j = table.junctions[f.id]
+            for rid, row in zip(ids, rows, strict=True):
+                if f.key not in row:
+                    continue
+                if replace:
+                    self.session.execute(sa.delete(j).where(j.c.source_id == rid))
+                pairs = [{"source_id": rid, "target_id": t} for t in row[f.key] or []]
+                if pairs:
+                    self.session.execute(sa.insert(j), pairs)
+
+    def _changes(self, table: Table, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
+        out = {}
+        for k, v in new.items():
+            f = table.fields[k]
+            before = old.get(k)
+            if before != v and not (f.ftype.is_blank(before) and f.ftype.is_blank(v)):
+                out[str(f.id)] = [
+                    f.ftype.to_json(f, before) if before is not None else None,
+                    f.ftype.to_json(f, v),
+                ]
+        return out
+
+    def _set_deleted(self, table: Table, current: Record, *, deleted: bool) -> None:
+        now = datetime.now(UTC)
+        t = table.sql
+        with self.session.begin_nested(), self._integrity(table, True):
+            result = self.session.execute(
+                sa.update(t)
+                .where(t.c.id == current.id, t.c.version == current.version)
+                .values(
+                    version=current.version + 1,
+                    updated_at=now,
+                    updated_by=self.actor.user_id,
+                    deleted_at=now if deleted else None,
+                    deleted_by=self.actor.user_id if deleted else None,
+                )
+            )
+            if result.rowcount != 1:
+                raise ConflictError("Someone else changed this record at the same time; try again")
+            self.session.add(
+                HistoryEntry(
+                    table_id=table.id,
+                    record_id=current.id,
+                    version=current.version + 1,
+                    action="delete" if deleted else "restore",
+                    changed_at=now,
+                    changed_by=self.actor.user_id,
+                    changes={},
+                )
+            )
+            self.session.flush()
+
+    def _conflict(self, table: Table, current: Record) -> ConflictError:
+        return ConflictError(
+            f"This {_singular(table)} was changed by someone else (now at version "
+            f"{current.version}); reload it and apply your change again",
+            [{"current_version": current.version, "record": current.to_json(table)}],
+        )
+
+    def _integrity(self, table: Table, single: bool):
+        return _IntegrityGuard(table, single)
+
+
+class _IntegrityGuard:
+    """Turns a unique-index violation lost in a race into a per-field error."""
+
+    def __init__(self, table: Table, single: bool):
+        self.table = table
+        self.single = single
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None or not issubclass(exc_type, IntegrityError):
+            return False
+        text = str(exc.orig)
+        for f in self.table.fields.values():
+            if f.unique and (
+                f"uq_t{self.table.id}_f{f.id}" in text
+                or f"{self.table.sql.name}.{f.column_name}" in text
+            ):
+                raise ValidationError(
+                    [
+                        FieldProblem(
+                            f.key, "this value was just used by another record; choose another"
+                        )
+                    ]
+                ) from None
+        raise ConflictError(
+            "The change conflicts with another change made at the same time; reload and try again"
+        ) from None
+
+
+class _null_context:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _as_list(v: Any) -> list:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def _id(value: Any, table: Table) -> int:
+    if isinstance(value, bool):
+        raise NotFound(f"No {_singular(table)} with id {value}")
+    try:
+        rid = int(value)
+    except (TypeError, ValueError):
+        raise NotFound(f"No {_singular(table)} with id {value}") from None
+    if not 0 < rid < 2**63:
+        raise NotFound(f"No {_singular(table)} with id {value}")
+    return rid
+
+
+def _singular(table: Table) -> str:
+    label = table.label.lower()
+    return label[:-1] if label.endswith("s") and not label.endswith("ss") else label
