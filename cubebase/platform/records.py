@@ -308,19 +308,20 @@ class RecordsService:
             )
             ids = [r[0] for r in result]
             self._write_many_links(table, ids, prepared, replace=False)
-            self.session.add_all(
+            self.session.execute(
+                sa.insert(HistoryEntry),
                 [
-                    HistoryEntry(
-                        table_id=table.id,
-                        record_id=rid,
-                        version=1,
-                        action="create",
-                        changed_at=now,
-                        changed_by=user,
-                        changes=self._changes(table, {}, values),
-                    )
+                    {
+                        "table_id": table.id,
+                        "record_id": rid,
+                        "version": 1,
+                        "action": "create",
+                        "changed_at": now,
+                        "changed_by": user,
+                        "changes": self._changes(table, {}, values),
+                    }
                     for rid, values in zip(ids, prepared, strict=True)
-                ]
+                ],
             )
             self.session.flush()
             for rid, values in zip(ids, prepared, strict=True):

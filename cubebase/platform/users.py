@@ -21,7 +21,7 @@ from .errors import BadRequest, ConflictError, NotFound
 from .models import ApiToken, Credential, Role
 from .schema import USERS
 
-TOKEN_PREFIX = "cb_"
+TOKEN_PREFIX = "cb_"  # noqa: S105 - a marker, not a secret
 MIN_PASSWORD = 8
 
 USERS_FIELDS = [
