@@ -16,13 +16,13 @@ def normalize_url(url: str) -> str:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(
-            f"CUBEBASE_DATABASE_URL is not a valid database URL: {url!r} "
+            f"The database URL {url!r} is not valid "
             "(expected e.g. sqlite:///path/to/file.sqlite or postgresql://host/dbname)"
         ) from exc
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise ConfigError(
-            f"CUBEBASE_DATABASE_URL uses {backend!r}; Cubebase supports sqlite and postgresql"
+            f"The database URL uses {backend!r}; Cubebase supports sqlite and postgresql"
         )
     if backend == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")

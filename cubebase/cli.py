@@ -1,0 +1,155 @@
+"""The ``cubebase`` command line.
+
+Every command reads its configuration from the environment (see
+docs/deployment.md); errors a user can cause print one clear line and exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+import sqlalchemy.exc
+
+from .platform.config import Config
+from .platform.errors import CubebaseError
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can cause into one line instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CubebaseError as exc:
+            _fail(exc.message)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as exc:
+            text = _first_line(exc.orig)
+            if "no such table" in text or "does not exist" in text:
+                _fail("the database is not set up yet: run `cubebase init` first")
+            _fail(f"cannot reach the database: {text}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("psycopg"):
+                _fail("PostgreSQL support is not installed: pip install 'cubebase[postgres]'")
+            raise
+
+    return wrapper
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc or "").strip()
+    return text.splitlines()[0] if text else "unknown error"
+
+
+def make_platform(db: str | None = None):
+    from .platform.core import Platform
+
+    config = Config.from_env(database_url=db)
+    if config.database_url.startswith("sqlite:///"):
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    return Platform(config)
+
+
+@click.group()
+@click.version_option(package_name="cubebase")
+def main() -> None:
+    """Cubebase: a low-code web database platform."""
+
+
+@main.command()
+@click.option("--db", help="Database URL (default: CUBEBASE_DATABASE_URL or ./cubebase-data).")
+@click.option("--admin-email", default="admin@example.com", show_default=True)
+@click.option("--admin-password", help="Password for the first admin (default: generated).")
+@friendly
+def init(db: str | None, admin_email: str, admin_password: str | None) -> None:
+    """Create the platform tables and the first admin."""
+    from .platform.bootstrap import init_platform
+
+    platform = make_platform(db)
+    result = init_platform(platform, admin_email, admin_password)
+    click.echo(f"Database ready: {platform.engine.url.render_as_string(hide_password=True)}")
+    if result.admin_password:
+        click.echo(f"Admin login: {result.admin_email} / {result.admin_password}")
+    else:
+        click.echo(f"Admin {result.admin_email} already exists; nothing changed.")
+
+
+@main.command()
+@click.option("--db", help="Database URL.")
+@friendly
+def status(db: str | None) -> None:
+    """Show the tables, their record counts and the users."""
+    from .platform.actor import Actor
+
+    platform = make_platform(db)
+    with platform.session() as session:
+        schema = platform.schema(session)
+        records = platform.records(session, Actor.system_actor())
+        click.echo(f"Database: {platform.engine.url.render_as_string(hide_password=True)}")
+        click.echo(f"Schema version: {schema.version}")
+        for table in schema.tables.values():
+            fields = [f for f in table.fields.values() if not f.system]
+            click.echo(
+                f"  {table.key:<20} {records.count(table.key):>9,} records  "
+                f"{len(fields)} fields ({', '.join(f.key for f in fields[:8])}"
+                f"{', ...' if len(fields) > 8 else ''})"
+            )
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--role", "roles", multiple=True, help="A role key (repeat for several).")
+@click.option("--name", help="Display name (default: from the e-mail).")
+@click.option("--password", help="Password (default: one is generated and printed).")
+@click.option("--db", help="Database URL.")
+@friendly
+def user_add(
+    email: str, roles: tuple[str, ...], name: str | None, password: str | None, db: str | None
+) -> None:
+    """Add a user."""
+    from .platform.users import create_user, generate_password
+
+    platform = make_platform(db)
+    generated = password is None
+    password = password or generate_password()
+    with platform.session() as session, session.begin():
+        create_user(platform, session, email, name=name, roles=list(roles), password=password)
+    click.echo(
+        f"Added {email.strip().lower()}" + (f" with roles {', '.join(roles)}" if roles else "")
+    )
+    if generated:
+        click.echo(f"Password: {password}")
+
+
+@user.command("token")
+@click.argument("email")
+@click.option("--label", help="What the token is for.")
+@click.option("--db", help="Database URL.")
+@friendly
+def user_token(email: str, label: str | None, db: str | None) -> None:
+    """Print a new API token for the user, alone on the last line."""
+    from .platform.users import create_token
+
+    platform = make_platform(db)
+    with platform.session() as session, session.begin():
+        token = create_token(platform, session, email, label)
+    click.echo("Keep this token secret; it is shown only once:", err=True)
+    click.echo(token)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
