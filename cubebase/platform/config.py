@@ -20,6 +20,7 @@ class Config:
     smtp: dict = field(default_factory=dict)
     max_text_length: int = 100_000  # longest text value accepted in one field
     max_bulk_rows: int = 1000  # rows in one bulk API call
+    max_request_bytes: int = 16 * 1024 * 1024  # largest request body
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

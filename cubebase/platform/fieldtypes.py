@@ -32,6 +32,7 @@ FIELD_TYPES: dict[str, FieldType] = {}
 TEXT_MAX = 1_000  # default longest single-line text
 LONG_TEXT_MAX = 100_000  # default longest long text
 NUMBER_DIGITS = 28  # total digits a number or currency may have
+SQLITE_DIGITS = 15  # significant digits SQLite keeps exactly (it stores numbers as floats)
 
 
 class ConversionError(ValueError):
@@ -91,6 +92,9 @@ class FieldType:
 
     def is_blank(self, value: Any) -> bool:
         return value is None or value == "" or value == []
+
+    def check_storable(self, field: Field, value: Any, dialect: str) -> None:
+        """Raise ConversionError for a value this database could not keep exactly."""
 
 
 # --- text-like ---------------------------------------------------------------
@@ -221,13 +225,27 @@ class NumberType(FieldType):
         if not d.is_finite():
             raise ConversionError("must be a finite number")
         p = self.precision(field)
-        d = d.quantize(Decimal(1).scaleb(-(10 if p is None else p)), rounding=ROUND_HALF_UP)
         scale = 10 if p is None else p
-        if d.adjusted() >= NUMBER_DIGITS - scale:
-            raise ConversionError(
-                f"is too large (at most {NUMBER_DIGITS - scale} digits before the point)"
-            )
+        too_large = ConversionError(
+            f"is too large (at most {NUMBER_DIGITS - scale} digits before the point)"
+        )
+        if d and d.adjusted() >= NUMBER_DIGITS - scale:
+            raise too_large  # checked first: rounding 1e100 to the scale would overflow
+        d = d.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+        if d and d.adjusted() >= NUMBER_DIGITS - scale:
+            raise too_large
         return d.normalize() if p is None else d
+
+    def check_storable(self, field: Field, value: Any, dialect: str) -> None:
+        # SQLite keeps numbers as 8-byte floats: beyond 15 significant digits the
+        # value would silently come back different, so refuse it instead.
+        if dialect == "sqlite" and value is not None and value:
+            digits = len(value.normalize().as_tuple().digits)
+            if digits > SQLITE_DIGITS:
+                raise ConversionError(
+                    f"has too many digits to be stored exactly ({digits}; at most "
+                    f"{SQLITE_DIGITS} significant digits)"
+                )
 
     def from_db(self, field: Field, value: Any) -> Any:
         if value is None:

@@ -496,6 +496,7 @@ class RecordsService:
                 continue
             try:
                 out[key] = f.ftype.to_python(f, raw)
+                f.ftype.check_storable(f, out[key], self.platform.dialect)
             except ConversionError as exc:
                 problems.append(FieldProblem(key, str(exc)))
         for f in table.fields.values():

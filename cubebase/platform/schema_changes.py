@@ -678,6 +678,7 @@ class SchemaEditor:
             preview.total += 1
             try:
                 new = convert_value(f, target, value)
+                target.ftype.check_storable(target, new, self.dialect)
             except ConversionError as exc:
                 preview.failed += 1
                 if len(preview.examples) < PREVIEW_ROWS:
