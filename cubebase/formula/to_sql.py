@@ -1,0 +1,447 @@
+"""Compile a checked formula to a SQLAlchemy Core expression.
+
+The result is an expression over the FROM alias of the base table, with every
+value a bound parameter. Link paths become correlated scalar subqueries, aggregates
+correlated aggregate subqueries, ISUNDER a recursive CTE. Booleans have two
+forms: ``value`` (two-valued, never NULL: what a SELECT shows) and ``cond``
+(NULL may stand for FALSE: used under WHERE and CASE WHEN, where it lets us emit
+index-friendly ``col = :p`` without COALESCE or function wrappers).
+
+SQLite and PostgreSQL differ in dates, division, rounding and JSON; every
+difference is handled here or in the function classes, keyed on ``dialect``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import FromClause
+
+from . import ast as A
+from .checker import CheckedFormula
+from .errors import FormulaError
+from .schema import FieldInfo, SchemaProvider, TableInfo
+from .types import FType
+
+NUMERIC = sa.Numeric(asdecimal=True)
+RowScope = Callable[[TableInfo, FromClause], "ColumnElement[bool] | None"]
+
+
+@dataclass
+class SqlContext:
+    """Everything the SQL compiler needs besides the formula.
+
+    ``alias`` is the FROM clause the base table is selected under (defaults to
+    ``table.sql``). ``now``/``today`` are bound parameters, so the database sees
+    the same instant as the interpreter; ``now`` should be timezone-aware (it is
+    converted to naive UTC, the DateTime storage convention). ``row_scope`` is
+    called for every other table a link path or aggregate reads; the condition
+    it returns is added to that subquery (None: no restriction).
+    """
+
+    schema: SchemaProvider
+    table: TableInfo
+    alias: FromClause | None = None
+    dialect: str = "sqlite"
+    now: datetime | None = None
+    today: date | None = None
+    user_id: int | None = None
+    user_roles: frozenset[str] = field(default_factory=frozenset)
+    row_scope: RowScope | None = None
+
+    def __post_init__(self) -> None:
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported dialect {self.dialect!r}")
+        if self.now is None:
+            self.now = datetime.now(UTC)
+        if self.today is None:
+            self.today = self.now.date()
+
+
+def sqltype(t: FType) -> sa.types.TypeEngine:
+    return {
+        "number": NUMERIC,
+        "text": sa.String(),
+        "boolean": sa.Boolean(),
+        "date": sa.Date(),
+        "datetime": sa.DateTime(),
+        "record": sa.Integer(),
+    }.get(t.kind, sa.String())
+
+
+def naive_utc(dt: datetime) -> datetime:
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt
+
+
+def is_plain(node: A.TNode) -> bool:
+    """A stored value or a literal (not computed): compared exactly, index-friendly."""
+    if isinstance(node, A.TLit):
+        return True
+    if isinstance(node, A.TField | A.TNav):
+        return node.body is None
+    return False
+
+
+class SqlCompiler:
+    """One compilation; ``env`` is the stack of row aliases (0: the base row)."""
+
+    def __init__(self, ctx: SqlContext, env: list[FromClause]):
+        self.ctx = ctx
+        self.dialect = ctx.dialect
+        self.pg = ctx.dialect == "postgresql"
+        self.env = env
+
+    def sub(self, env: list[FromClause]) -> SqlCompiler:
+        return SqlCompiler(self.ctx, env)
+
+    # ------------------------------------------------------------ helpers
+    def null(self, t: FType) -> ColumnElement:
+        if t.kind in ("blank", "error", "list"):
+            return sa.null()
+        return sa.cast(sa.null(), sqltype(t))
+
+    def lit(self, value: Any, t: FType | None = None) -> ColumnElement:
+        if value is None:
+            return self.null(t or FType("blank"))
+        if isinstance(value, bool):
+            return sa.true() if value else sa.false()
+        if isinstance(value, Decimal | int) and not isinstance(value, bool):
+            return self.num(value)
+        if isinstance(value, datetime):
+            return sa.literal(naive_utc(value), sa.DateTime())
+        if isinstance(value, date):
+            return sa.literal(value, sa.Date())
+        return sa.literal(str(value), sa.String())
+
+    def num(self, value: Decimal | int) -> ColumnElement:
+        value = Decimal(value)
+        if self.pg:
+            return sa.literal(value, NUMERIC)
+        if value == value.to_integral_value() and abs(value) < 2**53:
+            return sa.literal(int(value), sa.Integer())
+        return sa.literal(float(value), sa.Float())
+
+    def as_numeric(self, expr: ColumnElement) -> ColumnElement:
+        """PG: make sure a number is NUMERIC (integer columns, double results)."""
+        return sa.cast(expr, sa.Numeric()) if self.pg else expr
+
+    def to_int(self, expr: ColumnElement) -> ColumnElement:
+        """Truncate toward zero to an integer (PG's ::int would round)."""
+        if self.pg:
+            return sa.cast(sa.func.trunc(sa.cast(expr, sa.Numeric())), sa.Integer())
+        return sa.cast(expr, sa.Integer())
+
+    def snap(self, expr: ColumnElement) -> ColumnElement:
+        """SQLite: round binary-float noise away before floor/ceil/trunc (x.9999999 -> x+1)."""
+        return expr if self.pg else sa.func.round(expr, 9)
+
+    def floor(self, expr: ColumnElement) -> ColumnElement:
+        """floor(); on SQLite as -ceil(-x), since SQLAlchemy's pysqlite replaces floor()
+        with Python's math.floor, which fails on NULL."""
+        return sa.func.floor(expr) if self.pg else -sa.func.ceil(-expr)
+
+    def coalesce_false(self, expr: ColumnElement) -> ColumnElement:
+        return sa.func.coalesce(expr, sa.false(), type_=sa.Boolean())
+
+    def text_order(self, expr: ColumnElement) -> ColumnElement:
+        return expr.collate("C") if self.pg else expr
+
+    def scope_filter(self, table: TableInfo, alias: FromClause) -> list[ColumnElement]:
+        if self.ctx.row_scope is None:
+            return []
+        extra = self.ctx.row_scope(table, alias)
+        return [] if extra is None else [extra]
+
+    def table(self, key: str) -> TableInfo:
+        t = self.ctx.schema.table(key)
+        if t is None:  # pragma: no cover - the checker resolved it
+            raise FormulaError.at("", None, f"unknown table `{key}`")
+        return t
+
+    # ------------------------------------------------------------ entry points
+    def value(self, node: A.TNode) -> ColumnElement:
+        """A value expression; Booleans never NULL."""
+        expr = getattr(self, "_v_" + type(node).__name__)(node)
+        return expr
+
+    def cond(self, node: A.TNode) -> ColumnElement:
+        """A condition where NULL may mean FALSE (WHERE / CASE WHEN)."""
+        if isinstance(node, A.TLogic):
+            parts = [self.cond(i) for i in node.items]
+            return sa.and_(*parts) if node.op == "and" else sa.or_(*parts)
+        if isinstance(node, A.TCompare):
+            return self.compare(node)
+        if isinstance(node, A.TIn):
+            return self.membership(node)
+        if isinstance(node, A.TField) and node.body is None and node.field.storage == "column":
+            return sa.type_coerce(self.env[node.scope].c[node.field.column], sa.Boolean()) == (
+                sa.true()
+            )
+        if isinstance(node, A.TCall) and hasattr(node.func, "sql_cond"):
+            return node.func.sql_cond(self, node)
+        if isinstance(node, A.TLit) and node.value is None:
+            return sa.false()
+        return self.value(node)
+
+    # ------------------------------------------------------------ values
+    def _v_TLit(self, n: A.TLit) -> ColumnElement:
+        if n.value is None:
+            return sa.false() if n.type.kind == "boolean" else self.null(n.type)
+        return self.lit(n.value, n.type)
+
+    def read(self, alias: FromClause, table: TableInfo, f: FieldInfo, body: A.TNode | None):
+        """The value of field ``f`` on the row ``alias``."""
+        if body is not None:
+            return self.sub([alias]).value(body)
+        if f.storage in ("column", "json_list"):
+            col = alias.c[f.column]
+            if f.storage == "json_list":
+                return col
+            if f.type.kind == "boolean":
+                return self.coalesce_false(col)
+            return sa.type_coerce(col, sqltype(f.type))
+        raise FormulaError.at(
+            "", None, f"`{f.key}` is a list of records; use it in COUNT/SUM/... or after IN"
+        )
+
+    def _v_TField(self, n: A.TField) -> ColumnElement:
+        return self.read(self.env[n.scope], n.table, n.field, n.body)
+
+    def _v_TNav(self, n: A.TNav) -> ColumnElement:
+        src = self.value(n.source)
+        a = n.table.sql.alias()
+        inner = self.read(a, n.table, n.field, n.body)
+        where = [a.c.id == src]
+        if not isinstance(n.source, A.TUser):
+            where += self.scope_filter(n.table, a)
+        sub = sa.select(inner).select_from(a).where(*where).correlate_except(a).scalar_subquery()
+        if n.type.kind == "boolean":
+            return self.coalesce_false(sub)
+        return sa.type_coerce(sub, sqltype(n.type))
+
+    def _v_TUser(self, n: A.TUser) -> ColumnElement:
+        if self.ctx.user_id is None:
+            return sa.cast(sa.null(), sa.Integer())
+        return sa.literal(int(self.ctx.user_id), sa.Integer())
+
+    def _v_TUnary(self, n: A.TUnary) -> ColumnElement:
+        return sa.type_coerce(-self.value(n.operand), NUMERIC)
+
+    def _v_TBinary(self, n: A.TBinary) -> ColumnElement:
+        if n.op == "&":
+            return self.as_text(n.left).concat(self.as_text(n.right))
+        a, b = self.value(n.left), self.value(n.right)
+        if n.op in "+-*":
+            a, b = sa.type_coerce(a, NUMERIC), sa.type_coerce(b, NUMERIC)
+            expr = a + b if n.op == "+" else a - b if n.op == "-" else a * b
+            return sa.type_coerce(expr, NUMERIC)
+        if n.op == "/":
+            return self.divide(a, b)
+        return self.modulo(a, b)
+
+    def divide(self, a: ColumnElement, b: ColumnElement) -> ColumnElement:
+        num = sa.cast(a, sa.Numeric()) if self.pg else sa.cast(a, sa.Float())
+        return sa.type_coerce(num.op("/")(sa.func.nullif(b, 0)), NUMERIC)
+
+    def modulo(self, a: ColumnElement, b: ColumnElement) -> ColumnElement:
+        """Remainder with the sign of the divisor (like spreadsheets); x mod 0 is blank."""
+        if self.pg:
+            m = sa.func.mod(sa.cast(a, sa.Numeric()), sa.func.nullif(sa.cast(b, sa.Numeric()), 0))
+            expr = sa.case((sa.and_(m != 0, (m < 0) != (b < 0)), m + b), else_=m)
+            return sa.type_coerce(expr, NUMERIC)
+        q = self.floor(self.snap(sa.cast(a, sa.Float()).op("/")(sa.func.nullif(b, 0))))
+        return sa.type_coerce(a - b * q, NUMERIC)
+
+    def as_text(self, node: A.TNode) -> ColumnElement:
+        """The text form used by & and CONCAT: blank joins as ""."""
+        return sa.func.coalesce(self.text_of(node), sa.literal("", sa.String()), type_=sa.String())
+
+    def text_of(self, node: A.TNode) -> ColumnElement:
+        """TEXT(x): numbers at most 9 decimals without trailing zeros, ISO dates."""
+        kind = node.type.kind
+        x = self.value(node)
+        if kind == "text":
+            return x
+        if kind == "blank":
+            return sa.cast(sa.null(), sa.String())
+        if kind == "boolean":
+            return sa.case((x, sa.literal("TRUE")), else_=sa.literal("FALSE"))
+        if kind == "date":
+            if self.pg:
+                return sa.func.to_char(x, "YYYY-MM-DD")
+            return sa.func.strftime("%Y-%m-%d", x)
+        if kind == "datetime":
+            if self.pg:
+                return sa.func.to_char(x, "YYYY-MM-DD HH24:MI:SS")
+            return sa.func.strftime("%Y-%m-%d %H:%M:%S", x)
+        if kind == "number":
+            if self.pg:
+                r = sa.func.round(sa.cast(x, sa.Numeric()), 9)
+                return sa.cast(sa.func.trim_scale(r), sa.String())
+            r = sa.func.round(x, 9)
+            s = sa.func.rtrim(sa.func.rtrim(sa.func.printf("%.9f", r), "0"), ".")
+            return sa.case((r.is_(None), None), (r == 0, sa.literal("0")), else_=s)
+        return sa.cast(x, sa.String())
+
+    def cmp_operand(self, node: A.TNode) -> ColumnElement:
+        x = self.value(node)
+        if node.type.kind == "number" and not is_plain(node):
+            # Computed numbers compare at 9 decimals, like a spreadsheet's display,
+            # so 0.1 + 0.2 = 0.3 holds on SQLite's binary floats too.
+            return sa.func.round(self.as_numeric(x), 9)
+        return x
+
+    def compare(self, n: A.TCompare) -> ColumnElement:
+        """Lax comparison: NULL when a side is blank (FALSE under WHERE)."""
+        if n.left.type.kind == "blank" or n.right.type.kind == "blank":
+            return sa.false()
+        a, b = self.cmp_operand(n.left), self.cmp_operand(n.right)
+        if n.op not in ("=", "!=") and n.left.type.kind == "text":
+            a, b = self.text_order(a), self.text_order(b)
+        ops = {
+            "=": a.__eq__,
+            "!=": a.__ne__,
+            "<": a.__lt__,
+            "<=": a.__le__,
+            ">": a.__gt__,
+            ">=": a.__ge__,
+        }
+        return ops[n.op](b)
+
+    def _v_TCompare(self, n: A.TCompare) -> ColumnElement:
+        return self.coalesce_false(self.compare(n))
+
+    def _v_TLogic(self, n: A.TLogic) -> ColumnElement:
+        parts = [self.value(i) for i in n.items]
+        return sa.and_(*parts) if n.op == "and" else sa.or_(*parts)
+
+    def _v_TNot(self, n: A.TNot) -> ColumnElement:
+        return sa.not_(self.value(n.operand))
+
+    def membership(self, n: A.TIn) -> ColumnElement:
+        """Lax ``x IN ...``."""
+        if n.left.type.kind == "blank":
+            return sa.false()
+        x = self.cmp_operand(n.left)
+        if n.items is not None:
+            items = [i for i in n.items if i.type.kind != "blank"]
+            if not items:
+                return sa.false()
+            if all(isinstance(i, A.TLit) for i in items):
+                return x.in_([self.value(i) for i in items])
+            return sa.or_(*(x == self.cmp_operand(i) for i in items))
+        return self.list_contains(n.source, x)
+
+    def list_contains(self, src: A.TNode, x: ColumnElement) -> ColumnElement:
+        """``x`` is a member of the list-typed field ``src`` (direct or via a link)."""
+        table, f = src.table, src.field  # type: ignore[attr-defined]
+        if isinstance(src, A.TField):
+            alias, where = self.env[src.scope], []
+            outer_id = alias.c.id
+        else:
+            alias = table.sql.alias()
+            outer_id = self.value(src.source)  # type: ignore[attr-defined]
+            where = [alias.c.id == outer_id]
+            if not isinstance(src.source, A.TUser):  # type: ignore[attr-defined]
+                where += self.scope_filter(table, alias)
+        if f.storage == "json_list":
+            col = alias.c[f.column]
+            if self.pg:
+                test = sa.type_coerce(col, JSONB).has_key(sa.cast(x, sa.String()))
+                if not where:
+                    return test
+                return sa.exists(
+                    sa.select(1).select_from(alias).where(*where, test).correlate_except(alias)
+                )
+            je = sa.func.json_each(col).table_valued("value")
+            if not where:
+                return x.in_(sa.select(je.c.value).select_from(je).correlate_except(je))
+            q = sa.select(je.c.value).select_from(alias).join(je, sa.true()).where(*where)
+            return x.in_(q.correlate_except(alias, je))
+        item_table = self.table(f.link.target)
+        item = item_table.sql.alias()
+        frm, item_where, own = self.to_many(outer_id, f, item_table, item)
+        if isinstance(src, A.TNav) and len(where) > 1:
+            item_where.append(
+                sa.exists(sa.select(1).select_from(alias).where(*where).correlate_except(alias))
+            )
+        q = sa.select(item.c.id).select_from(frm).where(*item_where).correlate_except(*own)
+        return x.in_(q)
+
+    def to_many(
+        self, outer_id: ColumnElement, link: FieldInfo, item_table: TableInfo, item: FromClause
+    ) -> tuple[FromClause, list[ColumnElement], list[FromClause]]:
+        """FROM and WHERE selecting the rows of ``item_table`` behind ``link`` of row ``outer_id``."""
+        info = link.link
+        assert info is not None
+        if link.storage == "reverse":
+            fk = item_table.fields[info.target_field].column
+            where = [item.c[fk] == outer_id]
+            frm: FromClause = item
+            own = [item]
+        else:
+            j = info.junction.alias()
+            frm = item.join(j, j.c[info.target_column] == item.c.id)
+            where = [j.c[info.source_column] == outer_id]
+            own = [item, j]
+        where += self.scope_filter(item_table, item)
+        return frm, where, own
+
+    def _v_TIn(self, n: A.TIn) -> ColumnElement:
+        return self.coalesce_false(self.membership(n))
+
+    def _v_TCall(self, n: A.TCall) -> ColumnElement:
+        expr = n.func.sql(self, n)
+        if n.type.kind == "boolean" and not getattr(n.func, "never_null", False):
+            return self.coalesce_false(expr)
+        return expr
+
+    def _v_TAgg(self, n: A.TAgg) -> ColumnElement:
+        return n.func.sql_agg(self, n)
+
+    def aggregate(self, n: A.TAgg, make: Callable[[SqlCompiler], ColumnElement]):
+        """A correlated subquery over the items of ``n.link``; ``make`` builds the aggregate."""
+        outer = self.env[n.scope]
+        item = n.item_table.sql.alias()
+        frm, where, own = self.to_many(outer.c.id, n.link, n.item_table, item)
+        inner = self.sub([*self.env, item])
+        if n.cond is not None:
+            where.append(inner.cond(n.cond))
+        q = sa.select(make(inner)).select_from(frm).where(*where).correlate_except(*own)
+        return q.scalar_subquery()
+
+
+def compile_value(checked: CheckedFormula, ctx: SqlContext) -> ColumnElement:
+    """The formula as a value expression over ``ctx.alias`` (Booleans never NULL)."""
+    comp = SqlCompiler(ctx, [ctx.alias if ctx.alias is not None else ctx.table.sql])
+    try:
+        expr = comp.value(checked.root)
+    except RecursionError:
+        raise FormulaError.at(checked.source, None, "the formula is too complex") from None
+    if checked.type.kind in ("list", "blank", "error"):
+        return expr
+    return sa.type_coerce(expr, sqltype(checked.type))
+
+
+def compile_condition(checked: CheckedFormula, ctx: SqlContext) -> ColumnElement:
+    """The formula as a WHERE condition (index-friendly; NULL there means FALSE)."""
+    if checked.type.kind not in ("boolean", "blank"):
+        raise FormulaError.at(
+            checked.source,
+            checked.root.span,
+            f"a condition must give TRUE or FALSE, but this formula gives {checked.type_name}",
+        )
+    comp = SqlCompiler(ctx, [ctx.alias if ctx.alias is not None else ctx.table.sql])
+    try:
+        return comp.cond(checked.root)
+    except RecursionError:
+        raise FormulaError.at(checked.source, None, "the formula is too complex") from None
