@@ -343,6 +343,8 @@ class Checker:
             return x
         if x.type.kind not in ("number", "blank"):
             return self.error(n.span, f"`{self.text(n.span)}`: cannot negate {type_name(x.type)}")
+        if isinstance(x, A.TLit) and x.value is not None:  # fold literals: -5 stays a literal
+            return A.TLit(NUMBER, n.span, -x.value)
         return A.TUnary(NUMBER, n.span, "-", x)
 
     def _c_BinOp(self, n: A.BinOp) -> A.TNode:

@@ -140,6 +140,22 @@ class SqlCompiler:
             return sa.cast(sa.func.trunc(sa.cast(expr, sa.Numeric())), sa.Integer())
         return sa.cast(expr, sa.Integer())
 
+    def clamp(self, x: ColumnElement, lo: int | None = None, hi: int | None = None):
+        """Limit an integer to [lo, hi]; blank stays blank (PG's GREATEST ignores NULL)."""
+        if self.pg:
+            out = x
+            if hi is not None:
+                out = sa.func.least(out, hi)
+            if lo is not None:
+                out = sa.func.greatest(out, lo)
+            return out + (x - x)
+        out = x
+        if hi is not None:
+            out = sa.func.min(out, hi)
+        if lo is not None:
+            out = sa.func.max(out, lo)
+        return out
+
     def snap(self, expr: ColumnElement) -> ColumnElement:
         """SQLite: round binary-float noise away before floor/ceil/trunc (x.9999999 -> x+1)."""
         return expr if self.pg else sa.func.round(expr, 9)
@@ -429,6 +445,8 @@ def compile_value(checked: CheckedFormula, ctx: SqlContext) -> ColumnElement:
         raise FormulaError.at(checked.source, None, "the formula is too complex") from None
     if checked.type.kind in ("list", "blank", "error"):
         return expr
+    if checked.type.kind == "number" and comp.pg:  # integers (COUNT, LEN...) come back as Decimal
+        expr = sa.cast(expr, sa.Numeric())
     return sa.type_coerce(expr, sqltype(checked.type))
 
 

@@ -22,7 +22,7 @@ from cubebase.formula.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, USER, 
 
 NOW = datetime(2026, 3, 15, 10, 30, 0, tzinfo=UTC)
 TODAY = date(2026, 3, 15)
-JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+JSON = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 _SQL_TYPES = {
     "number": sa.Numeric(),

@@ -44,7 +44,7 @@ def sql_day(s, x, kind: str):
 
 def modifier(k, unit: str):
     """A SQLite date modifier such as '-3 months' from an integer expression."""
-    return sa.func.printf(f"%d {unit}", k)
+    return sa.cast(k, sa.String()).concat(f" {unit}")  # NULL stays NULL
 
 
 def sql_part(s, d, part: str):
@@ -306,7 +306,10 @@ class DateDiff(Function):
         adj = sa.case((sa.and_(b >= a, db < da), 1), (sa.and_(b < a, db > da), -1), else_=0)
         months = (yb * 12 + mb) - (ya * 12 + ma) - adj
         if unit == "years":
-            months = sa.cast(sa.func.trunc(months / 12.0), sa.Integer()) if s.pg else months / 12
+            if s.pg:
+                months = sa.cast(sa.func.trunc(sa.cast(months, sa.Numeric()).op("/")(12)), sa.Integer())
+            else:  # integer division truncates toward zero in SQLite
+                months = sa.cast(months, sa.Integer()).op("/")(12)
         return sa.type_coerce(months, s.null(NUMBER).type)
 
     def py(self, p, n):

@@ -217,13 +217,16 @@ class IsBlank(Function):
         if kind == "text":
             return sa.or_(v.is_(None), v == "")
         if kind == "list":
+            # NULL, a JSON null and [] are all blank
             if s.pg:
                 from sqlalchemy.dialects.postgresql import JSONB
 
-                length = sa.func.jsonb_array_length(sa.type_coerce(v, JSONB))
-            else:
-                length = sa.func.json_array_length(v)
-            return sa.or_(v.is_(None), length == 0)
+                j = sa.type_coerce(v, JSONB)
+                return sa.case(
+                    (sa.func.jsonb_typeof(j) == "array", sa.func.jsonb_array_length(j) == 0),
+                    else_=sa.true(),
+                )
+            return sa.func.coalesce(sa.func.json_array_length(v), 0) == 0
         return v.is_(None)
 
     sql_cond = sql

@@ -41,11 +41,7 @@ class _Rounding(Simple):
             d = clamp_digits(lit)
             return s.num(Decimal(1).scaleb(d)), sa.literal(d, sa.Integer())
         d = s.to_int(s.value(n.args[1]))
-        d = (
-            sa.func.greatest(MIN_DIGITS, sa.func.least(MAX_DIGITS, d))
-            if s.pg
-            else sa.func.max(MIN_DIGITS, sa.func.min(MAX_DIGITS, d))
-        )
+        d = s.clamp(d, MIN_DIGITS, MAX_DIGITS)
         factor = sa.func.power(sa.cast(10, sa.Numeric()) if s.pg else 10.0, d)
         return factor, d
 

@@ -124,8 +124,7 @@ class Trim(Simple):
 
 
 def _nonneg(s, x):
-    x = s.to_int(x)
-    return sa.func.greatest(x, 0) if s.pg else sa.func.max(x, 0)
+    return s.clamp(s.to_int(x), 0)
 
 
 class Left(Simple):
@@ -159,7 +158,7 @@ class Right(Simple):
         if s.pg:
             return sa.func.right(t, _nonneg(s, k))
         k = s.to_int(k)
-        return sa.case((k > 0, sa.func.substr(t, -k)), else_=sa.literal(""))
+        return sa.case((k > 0, sa.func.substr(t, -k)), (k <= 0, sa.literal("")), else_=None)
 
     def py_impl(self, t, k):
         k = int(k)
@@ -179,8 +178,7 @@ class Mid(Simple):
     min_args, max_args = 3, 3
 
     def sql_impl(self, s, n, t, start, k):
-        st = s.to_int(start)
-        st = sa.func.greatest(st, 1) if s.pg else sa.func.max(st, 1)
+        st = s.clamp(s.to_int(start), 1)
         return sa.func.substr(t, st, _nonneg(s, k))
 
     def py_impl(self, t, start, k):
