@@ -253,3 +253,31 @@ def tchildren(n: TNode) -> list[TNode]:
     if isinstance(n, TAgg):
         return [x for x in (n.value, n.cond) if x is not None]
     return []
+
+
+# Functions whose value depends on more than their arguments and the context
+# constants (today, now, user id, roles): they are never folded into a literal.
+NOT_CONSTANT_FUNCTIONS = frozenset({"ISUNDER"})
+
+
+def is_const(n: TNode) -> bool:
+    """True when the node's value depends only on literals and context constants."""
+    if isinstance(n, TLit | TUser):
+        return True
+    if isinstance(n, TField | TNav | TAgg):
+        return False
+    if isinstance(n, TIn) and n.source is not None:
+        return False
+    if isinstance(n, TCall) and n.func.name in NOT_CONSTANT_FUNCTIONS:
+        return False
+    return all(is_const(c) for c in tchildren(n))
+
+
+def is_plain(n: TNode) -> bool:
+    """A stored value or a literal as written: compared exactly (index-friendly in SQL).
+
+    Anything computed, even from constants (``1 / 3 * 3``), is compared at 9 decimals.
+    """
+    if isinstance(n, TField | TNav):
+        return n.body is None
+    return isinstance(n, TLit | TUser)

@@ -156,16 +156,8 @@ def text_value(v: Any, kind: str) -> str | None:
 
 
 def q9(x: Decimal) -> Decimal:
-    """Computed numbers compare at 9 decimals (see to_sql.cmp_operand)."""
+    """Computed numbers compare at 9 decimals (see to_sql.cmp_operands)."""
     return x.scaleb(_TEN9).to_integral_value(ROUND_HALF_UP)
-
-
-def _is_plain(node: A.TNode) -> bool:
-    if isinstance(node, A.TLit):
-        return True
-    if isinstance(node, A.TField | A.TNav):
-        return node.body is None
-    return False
 
 
 _CMP = {
@@ -386,16 +378,10 @@ class PyCompiler:
             return f
         return lambda rows, rt: text_value(f(rows, rt), kind)
 
-    def cmp_operand(self, node: A.TNode) -> Fn:
-        f = self.compile(node)
-        if node.type.kind == "number" and not _is_plain(node):
-            return lambda rows, rt: None if (v := f(rows, rt)) is None else q9(v)
-        return f
-
     def _c_TCompare(self, n: A.TCompare) -> Fn:
         if n.left.type.kind == "blank" or n.right.type.kind == "blank":
             return lambda rows, rt: False
-        numeric = n.left.type.kind == "number" and not (_is_plain(n.left) and _is_plain(n.right))
+        numeric = n.left.type.kind == "number" and not (A.is_plain(n.left) and A.is_plain(n.right))
         if numeric:  # both sides at the same scale
             fa0, fb0 = self.compile(n.left), self.compile(n.right)
             fa = lambda rows, rt: None if (v := fa0(rows, rt)) is None else q9(v)  # noqa: E731
@@ -437,17 +423,22 @@ class PyCompiler:
         numeric = n.left.type.kind == "number"
         fx = self.compile(n.left)
         if n.items is not None:
-            fis = [self.compile(i) for i in n.items if i.type.kind != "blank"]
+            left_plain = A.is_plain(n.left)
+            items = [
+                (self.compile(i), numeric and not (left_plain and A.is_plain(i)))
+                for i in n.items
+                if i.type.kind != "blank"
+            ]
 
             def in_list(rows, rt):
                 x = fx(rows, rt)
                 if x is None:
                     return False
-                if numeric:
-                    x = q9(x)
-                for f in fis:
+                for f, rounded in items:
                     v = f(rows, rt)
-                    if v is not None and (q9(v) if numeric else v) == x:
+                    if v is None:
+                        continue
+                    if (q9(v) == q9(x)) if rounded else (v == x):
                         return True
                 return False
 

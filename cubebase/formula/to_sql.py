@@ -82,15 +82,6 @@ def naive_utc(dt: datetime) -> datetime:
     return dt
 
 
-def is_plain(node: A.TNode) -> bool:
-    """A stored value or a literal (not computed): compared exactly, index-friendly."""
-    if isinstance(node, A.TLit):
-        return True
-    if isinstance(node, A.TField | A.TNav):
-        return node.body is None
-    return False
-
-
 class SqlCompiler:
     """One compilation; ``env`` is the stack of row aliases (0: the base row)."""
 
@@ -186,8 +177,26 @@ class SqlCompiler:
     # ------------------------------------------------------------ entry points
     def value(self, node: A.TNode) -> ColumnElement:
         """A value expression; Booleans never NULL."""
-        expr = getattr(self, "_v_" + type(node).__name__)(node)
-        return expr
+        if not isinstance(node, A.TLit | A.TUser) and A.is_const(node):
+            return self.fold(node)
+        return getattr(self, "_v_" + type(node).__name__)(node)
+
+    def fold(self, node: A.TNode) -> ColumnElement:
+        """A constant sub-formula (``DATE(2026, 1, 1)``, ``DATEADD(TODAY(), -30, "days")``)
+        is computed once in Python and bound as one parameter: exact, and index-friendly."""
+        from .interpreter import EvalContext, PyCompiler, _Runtime
+
+        ctx = self.ctx
+        user = {"id": ctx.user_id} if ctx.user_id is not None else None
+        rt = _Runtime(EvalContext(None, user, ctx.user_roles, ctx.now, ctx.today))
+        value = PyCompiler().compile(node)(({},), rt)
+        if node.type.kind == "boolean":
+            return sa.true() if value else sa.false()
+        if value is None:
+            return self.null(node.type)
+        if node.type.kind == "record":
+            return sa.literal(int(value), sa.Integer())
+        return self.lit(value, node.type)
 
     def cond(self, node: A.TNode) -> ColumnElement:
         """A condition where NULL may mean FALSE (WHERE / CASE WHEN)."""
@@ -196,6 +205,8 @@ class SqlCompiler:
             return sa.and_(*parts) if node.op == "and" else sa.or_(*parts)
         if isinstance(node, A.TCompare):
             return self.compare(node)
+        if isinstance(node, A.TNot) and (neg := self.negated(node.operand)) is not None:
+            return neg
         if isinstance(node, A.TIn):
             return self.membership(node)
         if isinstance(node, A.TField) and node.body is None and node.field.storage == "column":
@@ -207,6 +218,18 @@ class SqlCompiler:
         if isinstance(node, A.TLit) and node.value is None:
             return sa.false()
         return self.value(node)
+
+    def negated(self, n: A.TNode) -> ColumnElement | None:
+        """Index-friendlier NOT of a plain comparison: blank sides make NOT(...) TRUE."""
+        if not isinstance(n, A.TCompare) or n.left.type.kind in ("boolean", "blank"):
+            return None
+        if n.right.type.kind == "blank" or not (A.is_plain(n.left) and A.is_plain(n.right)):
+            return None
+        inverse = {"=": "!=", "!=": "=", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}[n.op]
+        test = self.compare(A.TCompare(n.type, n.span, inverse, n.left, n.right))
+        blanks = [self.value(side).is_(None) for side in (n.left, n.right) if not (
+            isinstance(side, A.TLit) and side.value is not None)]
+        return sa.or_(test, *blanks)
 
     # ------------------------------------------------------------ values
     def _v_TLit(self, n: A.TLit) -> ColumnElement:
@@ -308,19 +331,21 @@ class SqlCompiler:
             return sa.case((r.is_(None), None), (r == 0, sa.literal("0")), else_=s)
         return sa.cast(x, sa.String())
 
-    def cmp_operand(self, node: A.TNode) -> ColumnElement:
-        x = self.value(node)
-        if node.type.kind == "number" and not is_plain(node):
-            # Computed numbers compare at 9 decimals, like a spreadsheet's display,
-            # so 0.1 + 0.2 = 0.3 holds on SQLite's binary floats too.
-            return sa.func.round(self.as_numeric(x), 9)
-        return x
+    def cmp_operands(self, a: A.TNode, b: A.TNode) -> tuple[ColumnElement, ColumnElement]:
+        """Both sides of a comparison. Computed numbers compare at 9 decimals, like a
+        spreadsheet's display, so 0.1 + 0.2 = 0.3 holds on SQLite's binary floats too;
+        stored values against constants compare exactly (and index-friendly)."""
+        x, y = self.value(a), self.value(b)
+        if a.type.kind == "number" and not (A.is_plain(a) and A.is_plain(b)):
+            x = sa.func.round(self.as_numeric(x), 9)
+            y = sa.func.round(self.as_numeric(y), 9)
+        return x, y
 
     def compare(self, n: A.TCompare) -> ColumnElement:
         """Lax comparison: NULL when a side is blank (FALSE under WHERE)."""
         if n.left.type.kind == "blank" or n.right.type.kind == "blank":
             return sa.false()
-        a, b = self.cmp_operand(n.left), self.cmp_operand(n.right)
+        a, b = self.cmp_operands(n.left, n.right)
         if n.op not in ("=", "!=") and n.left.type.kind == "text":
             a, b = self.text_order(a), self.text_order(b)
         ops = {
@@ -347,15 +372,18 @@ class SqlCompiler:
         """Lax ``x IN ...``."""
         if n.left.type.kind == "blank":
             return sa.false()
-        x = self.cmp_operand(n.left)
         if n.items is not None:
             items = [i for i in n.items if i.type.kind != "blank"]
             if not items:
                 return sa.false()
-            if all(isinstance(i, A.TLit) for i in items):
-                return x.in_([self.value(i) for i in items])
-            return sa.or_(*(x == self.cmp_operand(i) for i in items))
-        return self.list_contains(n.source, x)
+            if all(A.is_plain(i) for i in [n.left, *items]):
+                return self.value(n.left).in_([self.value(i) for i in items])
+            tests = []
+            for i in items:
+                x, y = self.cmp_operands(n.left, i)
+                tests.append(x == y)
+            return sa.or_(*tests)
+        return self.list_contains(n.source, self.value(n.left))
 
     def list_contains(self, src: A.TNode, x: ColumnElement) -> ColumnElement:
         """``x`` is a member of the list-typed field ``src`` (direct or via a link)."""
