@@ -1,0 +1,130 @@
+"""SQL compilation: index-friendly conditions, row scopes, safety against injection."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cubebase.formula import FormulaError, SqlContext, check, compile_condition, compile_value
+
+DIALECTS = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}
+
+
+def sql_text(world, formula, dialect, table="deals", condition=True):
+    ctx = SqlContext(world, world.tables[table], dialect=dialect, user_id=7)
+    checked = check(formula, world, table)
+    expr = compile_condition(checked, ctx) if condition else compile_value(checked, ctx)
+    return str(expr.compile(dialect=DIALECTS[dialect]))
+
+
+@pytest.mark.parametrize(
+    ("formula", "expected"),
+    [
+        ('amount > 5 AND stage = "won"', {
+            "sqlite": "t_4.f_26 > ? AND t_4.f_27 = ?",
+            "postgresql": "t_4.f_26 > %(param_1)s AND t_4.f_27 = %(param_2)s::VARCHAR",
+        }),
+        ('stage IN ("won", "lost") OR amount <= -5', {
+            "sqlite": "t_4.f_27 IN (?, ?) OR t_4.f_26 <= ?",
+            "postgresql": "t_4.f_27 IN (%(param_1)s::VARCHAR, %(param_2)s::VARCHAR) "
+            "OR t_4.f_26 <= %(param_3)s",
+        }),
+        ("ISBLANK(closed_on)", {"sqlite": "t_4.f_28 IS NULL", "postgresql": "t_4.f_28 IS NULL"}),
+        ("closed_on >= DATE(2026, 1, 1)", {
+            "sqlite": "t_4.f_28 >= ?", "postgresql": "t_4.f_28 >= %(param_1)s::DATE",
+        }),
+        ('closed_on >= DATEADD(TODAY(), -30, "days") AND closed', {
+            "sqlite": "t_4.f_28 >= ? AND t_4.f_29 = 1",
+            "postgresql": "t_4.f_28 >= %(param_1)s::DATE AND t_4.f_29 = true",
+        }),
+        ('NOT(stage = "won")', {
+            "sqlite": "t_4.f_27 != ? OR t_4.f_27 IS NULL",
+            "postgresql": "t_4.f_27 != %(param_1)s::VARCHAR OR t_4.f_27 IS NULL",
+        }),
+    ],
+)
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_top_level_conditions_are_index_friendly(world, formula, expected, dialect):
+    assert sql_text(world, formula, dialect) == expected[dialect]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_values_are_two_valued(world, dialect):
+    text = sql_text(world, 'stage = "won"', dialect, condition=False)
+    assert text.startswith("coalesce(t_4.f_27 = ")
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_values_are_bound_never_inlined(world, dialect):
+    text = sql_text(world, 'stage = "x\'); DROP TABLE t_1; --"', dialect)
+    assert "DROP" not in text
+
+
+def test_condition_must_be_boolean(world):
+    ctx = SqlContext(world, world.tables["deals"])
+    with pytest.raises(FormulaError, match="a condition must give TRUE or FALSE"):
+        compile_condition(check("amount", world, "deals"), ctx)
+
+
+def test_row_scope_restricts_links_and_aggregates(db):
+    w, engine = db
+
+    def scope(table, alias):
+        if table.key == "deals":
+            return alias.c[table.fields["stage"].column] != "lost"
+        if table.key == "regions":
+            return alias.c[table.fields["name"].column] != "China"
+        return None
+
+    got = w.sql_values(
+        engine, ["SUM(deals.amount)", "COUNT(deals)", "region.parent.name", "region.name"],
+        row_scope=scope,
+    )
+    assert [float(x) for x in got[1][:2]] == [1250.5, 2]
+    assert got[1][2:] == [None, "Guangzhou"]  # China is hidden: its name reads as blank
+    assert got[2][2:] == ["World", "Europe"]
+
+
+def test_isunder_terminates_on_a_cyclic_tree(db):
+    w, engine = db
+    regions = w.tables["regions"]
+    with engine.begin() as conn:  # World -> Guangzhou makes a loop
+        conn.execute(regions.sql.update().where(regions.sql.c.id == 1).values(f_2=4))
+    w.rows["regions"][1]["parent"] = 4
+    # Europe -> World -> Guangzhou -> China -> Asia: now everything is under Asia
+    assert w.sql_where(engine, "ISUNDER(region, USER().region)") == [1, 2]
+    py = w.py_values(["ISUNDER(region, USER().region)"])
+    assert [rid for rid, v in py.items() if v[0]] == [1, 2]
+
+
+INJECTIONS = [
+    '"); DROP TABLE t_1; --',
+    "__import__('os')",
+    'DATEADD(since, 1, "days\'; --")',
+    "{a} ; DELETE",
+    '"x" & "\'; DROP TABLE t_3; --"',
+    "name = \"' OR 1=1 --\"",
+    "{Contact Name}) ; DROP TABLE t_3 --",
+    "name & __class__",
+    "LEN(name.__class__)",
+    "{#1; DROP TABLE t_3}",
+]
+
+
+@pytest.mark.parametrize("src", INJECTIONS)
+def test_injection_is_an_error_or_plain_text(db, src):
+    w, engine = db
+    try:
+        checked = check(src, w, "customers")
+    except FormulaError as exc:
+        assert exc.errors and exc.errors[0].message
+    else:
+        ctx = w.sql_context(engine)
+        info = w.tables["customers"]
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(compile_value(checked, ctx)).select_from(info.sql)).all()
+        assert all(isinstance(r[0], str | bool | None) for r in rows)
+    with engine.connect() as conn:
+        for t in w.tables.values():
+            assert conn.execute(sa.select(sa.func.count()).select_from(t.sql)).scalar() > 0
