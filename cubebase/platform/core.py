@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Config
 from .db import make_engine
+from .formulas import refuse_if_used
 from .hooks import RecordHooks
 from .schema import Schema, SchemaRegistry
 
@@ -24,6 +25,7 @@ class Platform:
         self.engine = engine if engine is not None else make_engine(config.database_url)
         self.registry = SchemaRegistry(config.timezone)
         self.hooks = RecordHooks()
+        self.hooks.before_field_delete.append(refuse_if_used)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -604,7 +604,7 @@ class FormulaType(FieldType):
         return None
 
     def formula_type(self, field: Field) -> ft.FType:
-        return _ftype_from_name(field.config.get("result_type", "text"))
+        return ftype_from_name(field.config.get("result_type", "text"))
 
     def to_python(self, field: Field, value: Any) -> Any:
         return value
@@ -700,7 +700,14 @@ def _json_scalar(value: Any) -> Any:
     return value
 
 
-def _ftype_from_name(name: str) -> ft.FType:
+def ftype_from_name(name: str | None) -> ft.FType:
+    """A formula field's result type from its stored name (``number``, ``record:users``...)."""
+    name = name or "text"
+    if name.startswith("record:"):
+        return ft.record_of(name.split(":", 1)[1])
+    if name.startswith("list:"):
+        item = name.split(":", 1)[1]
+        return ft.list_of(ft.TEXT if item == "text" else ft.record_of(item))
     return {
         "number": ft.NUMBER,
         "text": ft.TEXT,

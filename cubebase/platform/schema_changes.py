@@ -21,6 +21,8 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.orm import Session
 
+from ..formula import types as ft
+from . import formulas
 from .errors import BadRequest, ConflictError
 from .fieldtypes import FIELD_TYPES, SYSTEM_FIELDS, ConversionError
 from .models import Counter, FieldDef, HistoryEntry, TableDef
@@ -252,6 +254,14 @@ class SchemaEditor:
             raise BadRequest(f"`{ftype}` is not a field type (one of: {', '.join(user_types())})")
         t = FIELD_TYPES[ftype]
         related_name = config.pop("related_name", None)
+        formula_source = config.pop("formula", None) if ftype == "formula" else None
+        if ftype == "formula":
+            if not isinstance(formula_source, str) or not formula_source.strip():
+                raise BadRequest(f"Formula field `{key}` needs a `formula`")
+            config["result_type"] = "text"
+        default_source = attrs.get("default")
+        if default_source is not None and not t.writable:
+            raise BadRequest(f"A {ftype} field is calculated and cannot have a default")
         if ftype == "link":
             target_key = config.get("to")
             if not isinstance(target_key, str) or not self.schema.has_table(target_key):
@@ -278,7 +288,7 @@ class SchemaEditor:
             type=ftype,
             required=bool(attrs.get("required", False)),
             unique=unique,
-            default=attrs.get("default"),
+            default=None,
             help=attrs.get("help"),
             position=position,
             config=config,
@@ -310,7 +320,58 @@ class SchemaEditor:
         if related_name:
             self._add_reverse(fd, field_, related_name)
         self._changed()
+        if formula_source is not None:
+            self._save_formula(table_key, key, formula_source)
+        if default_source is not None:
+            self._save_default(table_key, key, default_source)
         return self.schema.table(table_key).field(key)
+
+    def set_validations(self, table_key: str, rules: list[dict[str, str]]) -> Table:
+        """Replace a table's validation rules: each a Boolean formula and the message
+        shown when a record does not satisfy it."""
+        table = self.schema.table(table_key)
+        stored_rules = []
+        for i, rule in enumerate(rules):
+            if (
+                not isinstance(rule, dict)
+                or not isinstance(rule.get("message"), str)
+                or not rule["message"].strip()
+            ):
+                raise BadRequest(f"Validation rule {i + 1} needs a `rule` formula and a `message`")
+            stored, _ = formulas.store(
+                self.schema, table_key, rule.get("rule"), f"Validation rule {i + 1}", ft.BOOLEAN
+            )
+            stored_rules.append({"rule": stored, "message": rule["message"].strip()})
+        td = self.session.get(TableDef, table.id)
+        td.config = {**(td.config or {}), "validations": stored_rules}
+        self._changed()
+        return self.schema.table(table_key)
+
+    def _save_formula(self, table_key: str, field_key: str, source: str) -> None:
+        stored, checked = formulas.store(
+            self.schema, table_key, source, f"Formula field `{field_key}`", field_key=field_key
+        )
+        fd = self.session.get(FieldDef, self.schema.table(table_key).field(field_key).id)
+        fd.config = {
+            **fd.config,
+            "formula": stored,
+            "result_type": formulas.result_type_name(checked.type),
+        }
+        self._changed()
+        formulas.check_no_cycle(self.schema, table_key, field_key)
+
+    def _save_default(self, table_key: str, field_key: str, source: str | None) -> None:
+        f = self.schema.table(table_key).field(field_key)
+        fd = self.session.get(FieldDef, f.id)
+        if source is None or (isinstance(source, str) and not source.strip()):
+            fd.default = None
+        else:
+            if not f.writable:
+                raise BadRequest(f"A {f.type} field is calculated and cannot have a default")
+            fd.default, _ = formulas.store(
+                self.schema, table_key, source, f"Default of `{field_key}`", f.ftype.formula_type(f)
+            )
+        self._changed()
 
     def update_field(
         self,
@@ -344,13 +405,12 @@ class SchemaEditor:
             fd.label = check_label(label)
         if required is not None:
             fd.required = bool(required)
-        if default is not ...:
-            fd.default = default
         if help is not ...:
             fd.help = help
         if config is not None:
             merged = {**fd.config, **config}
             related = merged.pop("related_name", None)
+            new_formula = merged.pop("formula", None) if "formula" in config else None
             if f.type == "link":
                 merged["to"] = fd.config.get("to")
             problems = f.ftype.check_config({k: v for k, v in merged.items() if k != "to"})
@@ -367,6 +427,10 @@ class SchemaEditor:
             self._set_unique(table, f, unique)
             fd.unique = unique
         self._changed()
+        if config is not None and f.type == "formula" and new_formula is not None:
+            self._save_formula(table_key, fd.key, new_formula)
+        if default is not ...:
+            self._save_default(table_key, fd.key, default)
         return self.schema.table(table_key).field(fd.key)
 
     def preview_type_change(

@@ -1,0 +1,48 @@
+"""The web app: ``create_app(config)`` builds a Flask app around one Platform.
+
+Blueprints per area (``api`` for the REST API; pages follow). No import-time
+side effects: everything is wired inside the factory.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from ..platform.config import Config
+from ..platform.core import Platform
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config | None = None, platform: Platform | None = None) -> Flask:
+    config = config or (platform.config if platform else Config.from_env())
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        MAX_CONTENT_LENGTH=config.max_request_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["cubebase"] = platform or Platform(config)
+
+    from .api import bp as api_bp
+
+    app.register_blueprint(api_bp)
+    app.teardown_appcontext(_close_db_session)
+    return app
+
+
+def _close_db_session(_exc: BaseException | None) -> None:
+    from flask import g
+
+    session = g.pop("db", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+
+
+def get_platform(app: Flask) -> Platform:
+    return app.extensions["cubebase"]
