@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -60,8 +61,13 @@ class SortKey:
     field: Field | None = None
 
 
-def parse_sort(table: Table, sort: str | list[str] | None) -> list[SortKey]:
-    """``"-amount,name"`` -> sort keys on those fields (blank: by id)."""
+def parse_sort(
+    table: Table,
+    sort: str | list[str] | None,
+    computed: Callable[[Field], sa.ColumnElement] | None = None,
+) -> list[SortKey]:
+    """``"-amount,name"`` -> sort keys on those fields (blank: by id). ``computed``
+    gives the SQL expression of a formula field, so lists sort by formulas too."""
     if not sort:
         return []
     parts = sort.split(",") if isinstance(sort, str) else list(sort)
@@ -78,6 +84,13 @@ def parse_sort(table: Table, sort: str | list[str] | None) -> list[SortKey]:
         f = table.fields.get(name)
         if f is None:
             raise BadRequest(f"Cannot sort by `{name}`: table `{table.key}` has no such field")
+        if (
+            f.type == "formula"
+            and computed is not None
+            and not f.config.get("result_type", "").startswith("list")
+        ):
+            keys.append(SortKey(computed(f), desc, f))
+            continue
         if f.column_name is None or f.type in ("multi_select", "file"):
             raise BadRequest(f"Cannot sort by `{name}`: a {f.type} field has no order")
         keys.append(SortKey(table.column(f), desc, f))

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from .actor import Actor
 from .errors import BadRequest, ConflictError, FieldProblem, NotFound, ValidationError
 from .fieldtypes import ConversionError
+from .formulas import FormulaRuntime
 from .listing import (
     Condition,
     SortKey,
@@ -39,7 +40,15 @@ from .schema import Field, Table
 MAX_PAGE = 1000
 BULK_CHUNK = 2000
 
-Where = Condition | sa.ColumnElement | Callable[[Table], sa.ColumnElement]
+
+@dataclass(frozen=True)
+class FormulaFilter:
+    """A filter written as a formula, e.g. ``FormulaFilter('amount > 100 AND stage = "won"')``."""
+
+    formula: str
+
+
+Where = Condition | FormulaFilter | sa.ColumnElement | Callable[[Table], sa.ColumnElement]
 
 
 @dataclass
@@ -75,6 +84,24 @@ class RecordsService:
         self.actor = actor
         self.platform = platform
         self.schema = platform.schema(session)
+        self._plans: dict[int, _TablePlan] = {}
+        self.formulas = FormulaRuntime(self)
+        self._system: RecordsService | None = None
+
+    def system(self) -> RecordsService:
+        """The same session as the platform itself, for admin-defined formulas
+        (defaults, validation rules, formula fields) that run in system context."""
+        if self.actor.system:
+            return self
+        if self._system is None:
+            self._system = RecordsService(self.session, Actor.system_actor(), self.platform)
+        return self._system
+
+    def _plan(self, table: Table) -> _TablePlan:
+        plan = self._plans.get(id(table))
+        if plan is None or plan.table is not table:
+            plan = self._plans[id(table)] = _TablePlan(table)
+        return plan
 
     def table(self, key: str) -> Table:
         return self.schema.table(key)
@@ -115,7 +142,7 @@ class RecordsService:
         table = self.table(table_key)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
             raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
-        keys = parse_sort(table, sort)
+        keys = parse_sort(table, sort, lambda f: self.formulas.field_expr(table, f))
         signature = ",".join(
             ("-" if k.desc else "") + (k.field.key if k.field else "id") for k in keys
         )
@@ -125,7 +152,9 @@ class RecordsService:
         t = table.sql
         base = [t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None)]
         base += self._where(table, where)
-        select = self._select(table, fields)
+        select = self._select(table, fields).add_columns(
+            *(k.expr.label(f"_sort{i}") for i, k in enumerate(keys))
+        )
         if len(keys) == 1:
             rows = self._read_segments(select, base, keys[0], t.c.id, after, limit + 1)
         else:
@@ -145,7 +174,7 @@ class RecordsService:
         next_cursor = None
         if more and rows:
             last = rows[-1]
-            values = [last[k.field.column_name] if k.field else last["id"] for k in keys]
+            values = [last[f"_sort{i}"] for i in range(len(keys))]
             next_cursor = encode_cursor(signature, [*values, last["id"]])
         return Page(records, next_cursor)
 
@@ -178,6 +207,8 @@ class RecordsService:
         for w in items:
             if isinstance(w, Condition):
                 out.append(condition_expr(table, w))
+            elif isinstance(w, FormulaFilter):
+                out.append(self.formulas.condition(table, w.formula))
             elif callable(w) and not isinstance(w, sa.ColumnElement):
                 out.append(w(table))
             else:
@@ -185,12 +216,19 @@ class RecordsService:
         return out
 
     def _select(self, table: Table, fields: Sequence[str] | None = None) -> sa.Select:
+        computed = [
+            self.formulas.field_expr(table, f).label(f"c_{f.id}")
+            for f in self._fields(table, fields)
+            if f.type == "formula"
+        ]
+        if fields is None:
+            return self._plan(table).select.add_columns(*computed)
         t = table.sql
         cols = [t.c.id, t.c.version, t.c.deleted_at]
         for f in self._fields(table, fields):
             if f.column_name is not None:
                 cols.append(table.column(f).label(f.column_name))
-        return sa.select(*cols)
+        return sa.select(*cols, *computed)
 
     def _fields(self, table: Table, fields: Sequence[str] | None) -> list[Field]:
         if fields is None:
@@ -205,10 +243,47 @@ class RecordsService:
 
     def _record(self, table: Table, row: Mapping, fields: Sequence[str] | None = None) -> Record:
         values: dict[str, Any] = {}
+        if fields is None:
+            plan = self._plan(table)
+            for f, ftype, column in plan.read:
+                values[f.key] = ftype.from_db(f, row[column])
+            for f in plan.computed:
+                values[f.key] = f.ftype.from_db(f, row[f"c_{f.id}"])
+            return Record(table.key, row["id"], row["version"], values, row["deleted_at"])
         for f in self._fields(table, fields):
             if f.column_name is not None:
                 values[f.key] = f.ftype.from_db(f, row[f.column_name])
+            elif f.type == "formula":
+                values[f.key] = f.ftype.from_db(f, row[f"c_{f.id}"])
         return Record(table.key, row["id"], row["version"], values, row["deleted_at"])
+
+    def related(self, table_key: str, record_id: Any, field_key: str) -> list[Record]:
+        """The records behind a reverse or many-to-many link of one record."""
+        table = self.table(table_key)
+        f = table.field(field_key)
+        rid = _id(record_id, table)
+        kind = f.link_kind
+        if kind not in ("reverse", "many", "reverse_many"):
+            raise BadRequest(f"`{table_key}.{field_key}` is not a list of related records")
+        target = self.table(f.target_key)
+        t = target.sql
+        if kind == "reverse":
+            fwd = target.field_by_id(f.config["reverse_of"])
+            cond = target.column(fwd) == rid
+        else:
+            j = table.junctions[f.id]
+            mine, theirs = (
+                ("source_id", "target_id") if kind == "many" else ("target_id", "source_id")
+            )
+            cond = t.c.id.in_(sa.select(j.c[theirs]).where(j.c[mine] == rid))
+        rows = (
+            self.session.execute(
+                self._select(target).where(cond, t.c.deleted_at.is_(None)).order_by(t.c.id)
+            )
+            .mappings()
+            .all()
+        )
+        return self._load_many_links(target, [self._record(target, r) for r in rows])
 
     def _load_many_links(
         self, table: Table, records: list[Record], fields: Sequence[str] | None = None
@@ -265,27 +340,21 @@ class RecordsService:
         prepared: list[dict[str, Any]] = []
         problems: list[FieldProblem] = []
         for i, values in enumerate(rows):
-            try:
-                prepared.append(self._prepare(table, values, None))
-            except ValidationError as exc:
-                for p in exc.problems:
-                    if not single:
-                        p.extra["row"] = offset + i
-                    problems.append(p)
-        if not problems:
-            problems = self._check_links_and_unique(table, prepared, None, single, offset)
+            out, row_problems = self._prepare(table, values, None)
+            for p in row_problems:
+                if not single:
+                    p.extra["row"] = offset + i
+            problems.extend(row_problems)
+            prepared.append(out)
+        # links and unique values of the fields that converted: every problem at once
+        problems += self._check_links_and_unique(table, prepared, None, single, offset)
         if problems:
             raise ValidationError(problems)
         now = datetime.now(UTC)
         user = self.actor.user_id
-        column_fields = [
-            f
-            for f in table.fields.values()
-            if f.column_name is not None and not f.ftype.system_column
-        ]
-        numbers = self._autonumbers(table, len(prepared))
+        columns = self._plan(table).columns
         db_rows = []
-        for i, values in enumerate(prepared):
+        for values in prepared:
             row: dict[str, Any] = {
                 "version": 1,
                 "created_at": now,
@@ -293,23 +362,18 @@ class RecordsService:
                 "updated_at": now,
                 "updated_by": user,
             }
-            for f in column_fields:
-                if f.type == "autonumber":
-                    values[f.key] = numbers[f.key] + i
-                row[f.column_name] = f.ftype.to_db(f, values.get(f.key))
+            for f, ftype, column, _autonumber in columns:
+                row[column] = ftype.to_db(f, values.get(f.key))
             db_rows.append(row)
         ctx = self.session.begin_nested() if savepoint else _null_context()
         with ctx, self._integrity(table, single):
+            self._assign_numbers(table, prepared, db_rows)
             for values in prepared:
                 self.platform.hooks.run_before(self, table, None, None, values)
-            t = table.sql
-            result = self.session.execute(
-                sa.insert(t).returning(t.c.id, sort_by_parameter_order=True), db_rows
-            )
-            ids = [r[0] for r in result]
+            ids = self._insert_rows(table, db_rows)
             self._write_many_links(table, ids, prepared, replace=False)
             self.session.execute(
-                sa.insert(HistoryEntry),
+                sa.insert(HistoryEntry.__table__),
                 [
                     {
                         "table_id": table.id,
@@ -328,6 +392,30 @@ class RecordsService:
                 self.platform.hooks.run_after(self, table, rid, None, values)
         return ids
 
+    def _insert_rows(self, table: Table, db_rows: list[dict[str, Any]]) -> list[int]:
+        """Insert rows, returning their new ids in the order of ``db_rows``."""
+        t = table.sql
+        if self.platform.dialect == "postgresql" and db_rows:
+            # Take the ids from the table's sequence first, then insert with a plain
+            # executemany: psycopg pipelines it, several times faster than a RETURNING
+            # insert, whose huge multi-row VALUES statements psycopg parses anew each time.
+            seq = sa.func.pg_get_serial_sequence(t.name, "id")
+            ids = sorted(
+                self.session.scalars(
+                    sa.select(sa.func.nextval(seq)).select_from(
+                        sa.func.generate_series(1, len(db_rows))
+                    )
+                )
+            )
+            for row, rid in zip(db_rows, ids, strict=True):
+                row["id"] = rid
+            self.session.execute(sa.insert(t), db_rows)
+            return ids
+        result = self.session.execute(
+            sa.insert(t).returning(t.c.id, sort_by_parameter_order=True), db_rows
+        )
+        return [r[0] for r in result]
+
     def update(
         self,
         table_key: str,
@@ -343,8 +431,8 @@ class RecordsService:
             raise BadRequest("version must be a whole number")
         if version is not None and version != current.version:
             raise self._conflict(table, current)
-        new = self._prepare(table, values, current)
-        problems = self._check_links_and_unique(table, [new], current.id, True, 0)
+        new, problems = self._prepare(table, values, current)
+        problems += self._check_links_and_unique(table, [new], current.id, True, 0)
         if problems:
             raise ValidationError(problems)
         changed = {k: v for k, v in new.items() if current.values.get(k) != v}
@@ -423,11 +511,18 @@ class RecordsService:
                         .select_from(other.sql)
                         .where(other.column(f) == current.id)
                     )
-                    if n:
-                        raise ConflictError(
-                            f"This {_singular(table)} cannot be deleted for good: {n} "
-                            f"{other.label.lower()} link to it through `{f.key}`"
-                        )
+                elif f.target_key == table.key and f.link_kind == "many":
+                    j = other.junctions[f.id]
+                    n = self.session.scalar(
+                        sa.select(sa.func.count()).select_from(j).where(j.c.target_id == current.id)
+                    )
+                else:
+                    continue
+                if n:
+                    raise ConflictError(
+                        f"This {_singular(table)} cannot be deleted for good: {n} "
+                        f"{other.label.lower()} link to it through `{f.key}`"
+                    )
         with self.session.begin_nested():
             self.session.execute(sa.delete(table.sql).where(table.sql.c.id == current.id))
             self.session.add(
@@ -480,18 +575,20 @@ class RecordsService:
     # --- internals ------------------------------------------------------------------
     def _prepare(
         self, table: Table, values: Mapping[str, Any], current: Record | None
-    ) -> dict[str, Any]:
-        """Convert input to Python values, with one problem per field."""
+    ) -> tuple[dict[str, Any], list[FieldProblem]]:
+        """Convert input to Python values: (the values that converted, one problem per
+        field that did not), so that callers can check links and unique values too."""
         if not isinstance(values, Mapping):
             raise BadRequest("Record values must be an object of field: value")
         problems: list[FieldProblem] = []
         out: dict[str, Any] = {}
+        plan = self._plan(table)
         for key, raw in values.items():
             f = table.fields.get(key) if isinstance(key, str) else None
             if f is None:
                 problems.append(FieldProblem(str(key), f"table `{table.key}` has no field `{key}`"))
                 continue
-            if not f.writable:
+            if key not in plan.writable:
                 problems.append(FieldProblem(key, "is calculated automatically and cannot be set"))
                 continue
             try:
@@ -499,17 +596,54 @@ class RecordsService:
                 f.ftype.check_storable(f, out[key], self.platform.dialect)
             except ConversionError as exc:
                 problems.append(FieldProblem(key, str(exc)))
-        for f in table.fields.values():
-            if not f.required or f.key in {p.field for p in problems}:
-                continue
-            if current is None:
-                if f.ftype.is_blank(out.get(f.key)):
+        if current is None and plan.defaults and not problems:
+            self._apply_defaults(table, plan, out, problems)
+        if plan.required:
+            failed = {p.field for p in problems}
+            for f, ftype in plan.required:
+                if f.key in failed:
+                    continue
+                if current is None:
+                    if ftype.is_blank(out.get(f.key)):
+                        problems.append(FieldProblem(f.key, "is required"))
+                elif f.key in out and ftype.is_blank(out[f.key]):
                     problems.append(FieldProblem(f.key, "is required"))
-            elif f.key in out and f.ftype.is_blank(out[f.key]):
-                problems.append(FieldProblem(f.key, "is required"))
-        if problems:
-            raise ValidationError(problems)
-        return out
+        if not problems and plan.rules:
+            record = {**(current.values if current else {}), **out}
+            if current is not None:
+                record["id"] = current.id
+            problems = self._check_rules(table, plan, record)
+        for p in problems:
+            out.pop(p.field, None)
+        return out, problems
+
+    def _apply_defaults(
+        self, table: Table, plan: _TablePlan, out: dict[str, Any], problems: list[FieldProblem]
+    ) -> None:
+        """Fill fields the caller left out from their default formulas (interpreter)."""
+        runtime = self.system().formulas
+        for f in plan.defaults:
+            if f.key in out:
+                continue
+            value = runtime.evaluate(
+                table, f.default, out, f.ftype.formula_type(f), where=f"Default of `{f.key}`"
+            )
+            try:
+                out[f.key] = f.ftype.to_python(f, value)
+            except ConversionError as exc:
+                problems.append(FieldProblem(f.key, f"its default value does not fit: {exc}"))
+
+    def _check_rules(
+        self, table: Table, plan: _TablePlan, record: dict[str, Any]
+    ) -> list[FieldProblem]:
+        """The table's validation rules on the record as it would be saved."""
+        runtime = self.system().formulas
+        problems = []
+        for i, rule in enumerate(plan.rules):
+            ok = runtime.evaluate(table, rule["rule"], record, where=f"Validation rule {i + 1}")
+            if ok is not True:
+                problems.append(FieldProblem(None, rule["message"], {"rule": i + 1}))
+        return problems
 
     def _check_links_and_unique(
         self,
@@ -521,8 +655,12 @@ class RecordsService:
         links: bool = True,
     ) -> list[FieldProblem]:
         problems: list[FieldProblem] = []
+        reported: set[tuple[int, str]] = set()
 
         def problem(i: int, key: str, message: str) -> None:
+            if (i, key) in reported:
+                return  # one problem per field
+            reported.add((i, key))
             p = FieldProblem(key, message)
             if not single:
                 p.extra["row"] = offset + i
@@ -580,6 +718,15 @@ class RecordsService:
                         )
         return problems
 
+    def _assign_numbers(
+        self, table: Table, prepared: list[dict[str, Any]], db_rows: list[dict[str, Any]]
+    ) -> None:
+        """Autonumbers, taken inside the write's savepoint: a refused write uses none."""
+        for key, start in self._autonumbers(table, len(prepared)).items():
+            column = table.fields[key].column_name
+            for i, (values, row) in enumerate(zip(prepared, db_rows, strict=True)):
+                values[key] = row[column] = start + i
+
     def _autonumbers(self, table: Table, n: int) -> dict[str, int]:
         starts: dict[str, int] = {}
         for f in table.fields.values():
@@ -611,13 +758,14 @@ class RecordsService:
 
     def _changes(self, table: Table, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
         out = {}
+        history = self._plan(table).history
         for k, v in new.items():
-            f = table.fields[k]
+            f, ftype, field_id = history[k]
             before = old.get(k)
-            if before != v and not (f.ftype.is_blank(before) and f.ftype.is_blank(v)):
-                out[str(f.id)] = [
-                    f.ftype.to_json(f, before) if before is not None else None,
-                    f.ftype.to_json(f, v),
+            if before != v and not (ftype.is_blank(before) and ftype.is_blank(v)):
+                out[field_id] = [
+                    ftype.to_json(f, before) if before is not None else None,
+                    ftype.to_json(f, v),
                 ]
         return out
 
@@ -660,6 +808,36 @@ class RecordsService:
 
     def _integrity(self, table: Table, single: bool):
         return _IntegrityGuard(table, single)
+
+
+class _TablePlan:
+    """What the per-row loops need to know about a table's fields, worked out once
+    per table and service (``Field``'s properties recompute it on every access)."""
+
+    def __init__(self, table: Table):
+        self.table = table
+        fields = list(table.fields.values())
+        self.writable = frozenset(f.key for f in fields if f.writable)
+        self.required = [(f, f.ftype) for f in fields if f.required]
+        self.columns = [
+            (f, f.ftype, f.column_name, f.type == "autonumber")
+            for f in fields
+            if f.column_name is not None and not f.ftype.system_column
+        ]
+        self.history = {f.key: (f, f.ftype, str(f.id)) for f in fields}
+        self.read = [
+            (f, f.ftype, f.column_name) for f in table.data_fields() if f.column_name is not None
+        ]
+        self.computed = [f for f in fields if f.type == "formula"]
+        self.defaults = [f for f in fields if f.default and f.writable]
+        self.rules = list(table.config.get("validations") or [])
+        t = table.sql
+        self.select = sa.select(
+            t.c.id,
+            t.c.version,
+            t.c.deleted_at,
+            *(table.column(f).label(column) for f, _, column in self.read),
+        )
 
 
 class _IntegrityGuard:
