@@ -151,5 +151,33 @@ def user_token(email: str, label: str | None, db: str | None) -> None:
     click.echo(token)
 
 
+@main.group()
+def formula() -> None:
+    """Work with formulas."""
+
+
+@formula.command("check")
+@click.argument("table")
+@click.argument("source", metavar="FORMULA")
+@click.option("--db", help="Database URL.")
+@friendly
+def formula_check(table: str, source: str, db: str | None) -> None:
+    """Print the type of FORMULA on TABLE, or its errors with their positions."""
+    from .platform.actor import Actor
+    from .platform.formulas import check_formula
+
+    platform = make_platform(db)
+    with platform.session() as session:
+        result = check_formula(platform, session, Actor.system_actor(), table, source)
+    if "type" in result:
+        click.echo(result["type"])
+        return
+    for err in result["errors"]:
+        click.echo(f"line {err['line']}, column {err['column']}: {err['message']}", err=True)
+        for line in err["excerpt"].splitlines():
+            click.echo(f"    {line}", err=True)
+    sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

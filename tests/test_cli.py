@@ -94,3 +94,26 @@ def test_unreachable_server_is_one_line():
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot reach the database:")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_formula_check_prints_the_type(run):
+    run("init")
+    result = run("formula", "check", "users", 'IF(active, "yes", "no") & " " & name')
+    assert result.exit_code == 0
+    assert result.output.strip() == "Text"
+
+
+def test_formula_check_points_at_the_mistake(run):
+    run("init")
+    result = run("formula", "check", "users", "LEN(nmae) + 1")
+    assert result.exit_code == 1
+    assert "line 1, column 5: unknown field `nmae` — did you mean `name`?" in result.output
+    assert "LEN(nmae) + 1" in result.output
+    assert "    ^^^^" in result.output
+
+
+def test_formula_check_unknown_table(run):
+    run("init")
+    result = run("formula", "check", "nope", "1 + 1")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: There is no table `nope`"
