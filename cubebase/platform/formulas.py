@@ -158,7 +158,7 @@ class FormulaRuntime:
         self.service = service
         self.schema = service.schema
         self.fs = self.schema.formula_schema()
-        self._checked: dict[tuple[str, str, str | None], F.CheckedFormula] = {}
+        self._checked = self.schema.formula_cache
         self._now = datetime.now(self.schema.timezone)
         self._user: dict[str, Any] | None = None
 

@@ -222,6 +222,9 @@ class Schema:
         self.tables: dict[str, Table] = {t.key: t for t in tables}
         self.by_id: dict[int, Table] = {t.id: t for t in tables}
         self._formula_schema: FormulaSchema | None = None
+        # Checked formulas by (table, stored text, expected type): parsed once per
+        # schema version and process, shared by every request.
+        self.formula_cache: dict[tuple[str, str, str | None], Any] = {}
 
     def table(self, key: str) -> Table:
         try:
