@@ -198,6 +198,8 @@ class Mod(Simple):
 
 
 def py_power(a: Decimal, b: Decimal) -> Decimal | None:
+    if a == 0 and b == 0:
+        return Decimal(1)
     if (a == 0 and b < 0) or (a < 0 and b != b.to_integral_value()):
         return None
     try:
