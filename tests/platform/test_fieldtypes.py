@@ -43,11 +43,17 @@ THINGS_FIELDS = [
 ]
 
 
+def build_things(platform) -> None:
+    """A table with a field of every type."""
+    with platform.schema_editor() as ed:
+        ed.create_table("things", "Things", fields=THINGS_FIELDS)
+
+
+pytestmark = pytest.mark.schema.with_args(build_things)
+
+
 @pytest.fixture
 def things(crm):
-    """A table with a field of every type."""
-    with crm.schema_editor() as ed:
-        ed.create_table("things", "Things", fields=THINGS_FIELDS)
     return crm
 
 
