@@ -12,6 +12,7 @@ and aggregates go through the ``RecordResolver``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -44,16 +45,29 @@ class EvalContext:
 
 
 class _Runtime:
-    __slots__ = ("resolver", "user", "user_id", "user_roles", "now", "today")
+    """Per-evaluation view of the EvalContext; ``now``/``today`` are computed lazily."""
+
+    __slots__ = ("resolver", "user", "user_id", "user_roles", "_ctx", "_now", "_today")
 
     def __init__(self, ctx: EvalContext):
+        self._ctx = ctx
         self.resolver = ctx.resolver
         self.user = ctx.user
         self.user_id = ctx.user.get("id") if ctx.user else None
-        self.user_roles = frozenset(ctx.user_roles)
-        now = ctx.now or datetime.now(UTC)
-        self.now = to_datetime(now)
-        self.today = ctx.today or now.date()
+        self.user_roles = ctx.user_roles
+        self._now = self._today = None
+
+    @property
+    def now(self) -> datetime:
+        if self._now is None:
+            self._now = to_datetime(self._ctx.now or datetime.now(UTC))
+        return self._now
+
+    @property
+    def today(self) -> date:
+        if self._today is None:
+            self._today = self._ctx.today or (self._ctx.now or datetime.now(UTC)).date()
+        return self._today
 
     def get(self, table: str, rid: Any) -> Mapping[str, Any] | None:
         if self.resolver is None:
@@ -161,13 +175,14 @@ def q9(x: Decimal) -> Decimal:
 
 
 _CMP = {
-    "=": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
 class PyCompiler:
@@ -317,38 +332,31 @@ class PyCompiler:
         if n.op == "&":
             fa, fb = self.as_text(n.left), self.as_text(n.right)
             return lambda rows, rt: fa(rows, rt) + fb(rows, rt)
-        fa, fb = self.compile(n.left), self.compile(n.right)
         op = n.op
-        if op == "+":
+        if op in _ARITH:
+            fn = _ARITH[op]
+            fa = self.compile(n.left)
+            if isinstance(n.right, A.TLit):  # the common `amount * 0.05`
+                c = n.right.value
+                if c is None:
+                    return lambda rows, rt: None
 
-            def add(rows, rt):
+                def arith_const(rows, rt):
+                    a = fa(rows, rt)
+                    return None if a is None else fn(a, c)
+
+                return arith_const
+            fb = self.compile(n.right)
+
+            def arith(rows, rt):
                 a = fa(rows, rt)
                 if a is None:
                     return None
                 b = fb(rows, rt)
-                return None if b is None else a + b
+                return None if b is None else fn(a, b)
 
-            return add
-        if op == "-":
-
-            def sub(rows, rt):
-                a = fa(rows, rt)
-                if a is None:
-                    return None
-                b = fb(rows, rt)
-                return None if b is None else a - b
-
-            return sub
-        if op == "*":
-
-            def mul(rows, rt):
-                a = fa(rows, rt)
-                if a is None:
-                    return None
-                b = fb(rows, rt)
-                return None if b is None else a * b
-
-            return mul
+            return arith
+        fa, fb = self.compile(n.left), self.compile(n.right)
         if op == "/":
 
             def div(rows, rt):
@@ -389,6 +397,14 @@ class PyCompiler:
         else:
             fa, fb = self.compile(n.left), self.compile(n.right)
         cmp = _CMP[n.op]
+        if not numeric and isinstance(n.right, A.TLit) and n.right.value is not None:
+            c = n.right.value
+
+            def compare_const(rows, rt):
+                a = fa(rows, rt)
+                return False if a is None else cmp(a, c)
+
+            return compare_const
 
         def compare(rows, rt):
             a = fa(rows, rt)

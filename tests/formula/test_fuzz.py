@@ -1,0 +1,59 @@
+"""Fuzzing: arbitrary input never raises anything but FormulaError, and stays fast."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cubebase.formula import FormulaError, check, evaluate, to_display, to_stored
+from cubebase.formula.functions import REGISTRY
+
+from .helpers import World
+
+WORLD = World()
+TOKENS = [
+    "amount", "stage", "customer", ".", "region", "name", "{Deal Amount}", "{#26}", "{#",
+    "(", ")", ",", "+", "-", "*", "/", "%", "&", "=", "!=", "<>", "<", ">=", " AND ", " or ",
+    " NOT ", " IN ", "TRUE", "false", '"x"', "'y'", '"', "'", "{", "}", "1", "2.5", "1e3",
+    "USER()", "deals", "BLANK()", " ", "\n", "é", "#", ";", "__import__", "[", "]",
+    *[f"{name}(" for name in REGISTRY],
+]
+
+
+def _try(src: str) -> None:
+    try:
+        checked = check(src, WORLD, "deals")
+    except FormulaError as exc:
+        assert exc.errors
+        for e in exc.errors:
+            assert e.message and e.line >= 1 and e.column >= 1 and "\n" in e.excerpt
+        return
+    try:
+        evaluate(checked, {"id": 1, "amount": None})
+        stored = to_stored(src, WORLD, "deals")
+        to_display(stored, WORLD, "deals")
+    except FormulaError:
+        pass
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=80))
+def test_arbitrary_text_only_raises_formula_error(src):
+    _try(src)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(TOKENS), max_size=30).map("".join))
+def test_token_soup_only_raises_formula_error(src):
+    _try(src)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sampled_from(["(", "-", "NOT ", "IF(", "ROUND(", "{a}.", "1+", '"', "{"]),
+       st.integers(100, 20_000))
+def test_repetition_is_refused_fast(chunk, n):
+    t0 = time.perf_counter()
+    _try(chunk * n)
+    assert time.perf_counter() - t0 < 0.5
