@@ -12,14 +12,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from . import ast as A
 from .errors import ErrorItem, FormulaError, Span, make_item
 from .parser import parse
 from .schema import FieldInfo, SchemaProvider, TableInfo
-from .types import BLANK, BOOLEAN, NUMBER, TEXT, USERS_TABLE, FType
+from .types import BLANK, BOOLEAN, NUMBER, TEXT, FType
 
 ERROR = FType("error")  # internal: an expression that already has an error reported
 SCALAR_KINDS = {"number", "text", "boolean", "date", "datetime"}
@@ -590,15 +589,11 @@ def resolve_refs(source: str, schema: SchemaProvider, table_key: str) -> list:
 
 
 __all__ = [
-    "BLANK",
-    "BOOLEAN",
     "ERROR",
-    "NUMBER",
-    "TEXT",
-    "USERS_TABLE",
     "CheckedFormula",
     "Checker",
-    "Decimal",
     "check_formula",
+    "compatible",
     "resolve_refs",
+    "same_type",
 ]

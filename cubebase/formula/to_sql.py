@@ -227,8 +227,11 @@ class SqlCompiler:
             return None
         inverse = {"=": "!=", "!=": "=", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}[n.op]
         test = self.compare(A.TCompare(n.type, n.span, inverse, n.left, n.right))
-        blanks = [self.value(side).is_(None) for side in (n.left, n.right) if not (
-            isinstance(side, A.TLit) and side.value is not None)]
+        blanks = [
+            self.value(side).is_(None)
+            for side in (n.left, n.right)
+            if not (isinstance(side, A.TLit) and side.value is not None)
+        ]
         return sa.or_(test, *blanks)
 
     # ------------------------------------------------------------ values

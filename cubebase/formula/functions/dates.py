@@ -307,7 +307,9 @@ class DateDiff(Function):
         months = (yb * 12 + mb) - (ya * 12 + ma) - adj
         if unit == "years":
             if s.pg:
-                months = sa.cast(sa.func.trunc(sa.cast(months, sa.Numeric()).op("/")(12)), sa.Integer())
+                months = sa.cast(
+                    sa.func.trunc(sa.cast(months, sa.Numeric()).op("/")(12)), sa.Integer()
+                )
             else:  # integer division truncates toward zero in SQLite
                 months = sa.cast(months, sa.Integer()).op("/")(12)
         return sa.type_coerce(months, s.null(NUMBER).type)

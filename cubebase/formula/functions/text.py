@@ -158,7 +158,9 @@ class Right(Simple):
         if s.pg:
             return sa.func.right(t, _nonneg(s, k))
         k = s.to_int(k)
-        return sa.case((k > 0, sa.func.substr(t, -k)), (k <= 0, sa.func.substr(t, 1, 0)), else_=None)
+        return sa.case(
+            (k > 0, sa.func.substr(t, -k)), (k <= 0, sa.func.substr(t, 1, 0)), else_=None
+        )
 
     def py_impl(self, t, k):
         k = int(k)
