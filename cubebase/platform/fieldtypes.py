@@ -40,7 +40,10 @@ class ConversionError(ValueError):
 
 
 def json_list_type() -> sa.types.TypeEngine:
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    # none_as_null: a blank is SQL NULL (not the JSON text `null`), so IS NULL finds it
+    return sa.JSON(none_as_null=True).with_variant(
+        postgresql.JSONB(none_as_null=True), "postgresql"
+    )
 
 
 class FieldType:
@@ -555,7 +558,7 @@ class FileType(FieldType):
     keys = ("key", "name", "size", "content_type")
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
-        return sa.JSON()
+        return sa.JSON(none_as_null=True)
 
     def formula_type(self, field: Field) -> ft.FType:
         return ft.TEXT

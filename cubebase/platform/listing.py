@@ -27,9 +27,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import BadRequest
-from .fieldtypes import ConversionError
+from .fieldtypes import ConversionError, _record_id
 from .schema import Field, Table
 
+TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "select"})
+UNCOMPARABLE = frozenset({"multi_select", "file"})  # JSON values: blank or not only
 OPERATORS = (
     "eq",
     "ne",
@@ -118,16 +120,18 @@ def condition_expr(table: Table, cond: Condition) -> sa.ColumnElement:
         return col.is_(None)
     if cond.op == "notblank":
         return col.is_not(None)
+    if f is not None and f.type in UNCOMPARABLE:
+        raise BadRequest(
+            f"A {f.type} field can only be filtered for blanks with a condition; use a formula"
+        )
 
     def convert(v: Any) -> Any:
         if f is None:
             try:
-                return int(v)
-            except (TypeError, ValueError):
+                return _record_id(v)
+            except ConversionError:
                 raise BadRequest(f"Filter on id: `{v}` is not a record id") from None
         try:
-            if f.type == "multi_select":
-                return f.ftype.to_python(f, [v])[0]
             py = f.ftype.to_python(f, v) if not isinstance(v, str) else f.ftype.parse_text(f, v)
             return f.ftype.to_db(f, py)
         except ConversionError as exc:
@@ -137,7 +141,7 @@ def condition_expr(table: Table, cond: Condition) -> sa.ColumnElement:
         values = cond.value if isinstance(cond.value, list | tuple) else [cond.value]
         return col.in_([convert(v) for v in values])
     if cond.op in ("contains", "startswith"):
-        if f is None or f.column_name is None or not isinstance(cond.value, str):
+        if f is None or f.type not in TEXT_TYPES or not isinstance(cond.value, str):
             raise BadRequest(f"`{cond.op}` needs a text field and a text value")
         text = cond.value
         return (
@@ -148,6 +152,7 @@ def condition_expr(table: Table, cond: Condition) -> sa.ColumnElement:
     value = convert(cond.value)
     if value is None:
         return col.is_(None) if cond.op == "eq" else col.is_not(None)
+    value = _param(col, value)
     return {
         "eq": col.__eq__,
         "ne": lambda v: sa.or_(col != v, col.is_(None)),
@@ -188,13 +193,18 @@ def keyset_after(
 
 
 def _tie(expr: sa.ColumnElement, v: Any) -> sa.ColumnElement:
-    return expr.is_(None) if v is None else expr == v
+    return expr.is_(None) if v is None else expr == _param(expr, v)
 
 
 def _after(expr: sa.ColumnElement, v: Any, desc: bool) -> sa.ColumnElement | None:
     if not desc:  # ascending, blanks last
-        return sa.or_(expr > v, expr.is_(None)) if v is not None else None
-    return expr < v if v is not None else expr.is_not(None)
+        return sa.or_(expr > _param(expr, v), expr.is_(None)) if v is not None else None
+    return expr < _param(expr, v) if v is not None else expr.is_not(None)
+
+
+def _param(expr: sa.ColumnElement, v: Any) -> sa.BindParameter:
+    # a bound parameter of the column's type (SQLAlchemy refuses `col > True`)
+    return sa.literal(v, expr.type)
 
 
 def segments(key: SortKey, id_col: sa.ColumnElement, cursor: list[Any] | None):
@@ -230,7 +240,11 @@ def encode_cursor(signature: str, values: list[Any]) -> str:
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-def decode_cursor(signature: str, cursor: str) -> list[Any]:
+def decode_cursor(signature: str, cursor: str, keys: list[SortKey] | None = None) -> list[Any]:
+    """The sort values and id a cursor holds; with ``keys``, each value is checked
+    against its sort key's type, so a tampered cursor is a bad request, not an
+    SQL error."""
+    invalid = BadRequest("The cursor is not valid; start again from the first page")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         sig, tagged = json.loads(raw)
@@ -243,9 +257,35 @@ def decode_cursor(signature: str, cursor: str) -> list[Any]:
         raise
     except (binascii.Error, ValueError, TypeError, KeyError, ArithmeticError):
         raise BadRequest("The cursor is not valid; start again from the first page") from None
-    if not values or not isinstance(values[-1], int) or isinstance(values[-1], bool):
-        raise BadRequest("The cursor is not valid; start again from the first page")
+    if not values or not _fits(int, values[-1]) or values[-1] < 1:
+        raise invalid
+    if keys is not None:
+        if len(values) != len(keys) + 1:
+            raise invalid
+        for k, v in zip(keys, values, strict=False):
+            try:
+                expected = k.expr.type.python_type
+            except NotImplementedError:
+                expected = None
+            if v is not None and not _fits(expected, v):
+                raise invalid
     return values
+
+
+def _fits(expected: type | None, v: Any) -> bool:
+    """Whether a cursor value can be compared with a column of this Python type."""
+    if isinstance(v, bool) or expected is bool:
+        return isinstance(v, bool) and expected in (bool, None)
+    if isinstance(v, int):
+        return expected in (int, Decimal, float, None) and -(2**63) <= v < 2**63
+    if isinstance(v, Decimal | float):
+        finite = v.is_finite() if isinstance(v, Decimal) else v == v and abs(v) != float("inf")
+        return expected in (Decimal, float, None) and finite and abs(v) < 10**28
+    if isinstance(v, datetime):
+        return expected in (datetime, None)
+    if isinstance(v, date):
+        return expected in (date, None)
+    return isinstance(v, str) and expected in (str, None)
 
 
 def _tag(v: Any) -> Any:

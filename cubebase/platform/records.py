@@ -146,7 +146,7 @@ class RecordsService:
         signature = ",".join(
             ("-" if k.desc else "") + (k.field.key if k.field else "id") for k in keys
         )
-        after = decode_cursor(signature, cursor) if cursor else None
+        after = decode_cursor(signature, cursor, keys) if cursor else None
         if after is not None and len(after) != len(keys) + 1:
             raise BadRequest("The cursor is not valid; start again from the first page")
         t = table.sql
