@@ -467,8 +467,60 @@ class SqlCompiler:
         return q.scalar_subquery()
 
 
+MAX_SQL_WEIGHT = 200_000
+
+
+def sql_weight(node: A.TNode, memo: dict[int, int] | None = None) -> int:
+    """An upper bound of the SQL size: arguments some functions repeat (CASE guards,
+    SQLite emulations) multiply, so deep nesting of them could explode."""
+    memo = {} if memo is None else memo
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    kids = list(A.tchildren(node))
+    body = getattr(node, "body", None)
+    if body is not None:
+        kids.append(body)
+    fan = 1
+    if isinstance(node, A.TCall | A.TAgg):
+        fan = node.func.sql_fanout
+        if node.func.name in ("MIN", "MAX", "SWITCH") and isinstance(node, A.TCall):
+            fan = max(fan, len(node.args))
+    elif isinstance(node, A.TBinary):
+        fan = 4 if node.op in "%&" else 1
+    elif isinstance(node, A.TIn) and node.items is not None:
+        fan = max(1, len(node.items))
+    elif isinstance(node, A.TNot):
+        fan = 2
+    total = 1
+    for k in kids:
+        total += fan * sql_weight(k, memo)
+        if total > MAX_SQL_WEIGHT:
+            break
+    memo[key] = total
+    return total
+
+
+def _check_weight(checked: CheckedFormula) -> None:
+    if sql_weight(checked.root) > MAX_SQL_WEIGHT:
+        raise FormulaError.at(
+            checked.source,
+            checked.root.span,
+            "the formula is too complex to run in the database; split it into formula fields",
+        )
+
+
+def day_in_range(s: SqlCompiler, r: ColumnElement) -> ColumnElement:
+    """Blank for dates outside years 1-9999 (Python cannot hold them; the interpreter
+    gives blank there too)."""
+    if s.pg:
+        return sa.case((sa.extract("year", r).between(1, 9999), r), else_=None)
+    return sa.case((sa.and_(r >= "0001", sa.func.substr(r, 5, 1) == "-"), r), else_=None)
+
+
 def compile_value(checked: CheckedFormula, ctx: SqlContext) -> ColumnElement:
     """The formula as a value expression over ``ctx.alias`` (Booleans never NULL)."""
+    _check_weight(checked)
     comp = SqlCompiler(ctx, [ctx.alias if ctx.alias is not None else ctx.table.sql])
     try:
         expr = comp.value(checked.root)
@@ -489,6 +541,7 @@ def compile_condition(checked: CheckedFormula, ctx: SqlContext) -> ColumnElement
             checked.root.span,
             f"a condition must give TRUE or FALSE, but this formula gives {checked.type_name}",
         )
+    _check_weight(checked)
     comp = SqlCompiler(ctx, [ctx.alias if ctx.alias is not None else ctx.table.sql])
     try:
         return comp.cond(checked.root)

@@ -189,6 +189,11 @@ CASES: list[tuple[str, str, object]] = [
     ("DATEADD", 'DATEADD(since, score, "days")', (date(2024, 2, 12), date(2025, 12, 12), N)),
     ("DATEADD", 'DATEADD(last_seen, 1, "days")', (datetime(2026, 3, 2, 8), N, N)),
     ("DATEADD", 'DATEADD(last_seen, 1, "Months")', (datetime(2026, 4, 1, 8), N, N)),
+    ("DATEADD", 'DATEADD(since, 9000, "years")', N),  # beyond year 9999: blank
+    ("DATEADD", 'DATEADD(since, -2024, "years")', (N, date(1, 12, 15), N)),
+    ("DATEADD", 'DATEADD(last_seen, 9000, "years")', N),
+    ("DATE", "DATE(9999, 13, 1)", N),
+    ("EOMONTH", "EOMONTH(since, 100000)", N),
     ("DATEDIFF", 'DATEDIFF(since, TODAY(), "days")', (D(774), D(90), N)),
     ("DATEDIFF", 'DATEDIFF(since, TODAY(), "months")', (D(25), D(3), N)),
     ("DATEDIFF", 'DATEDIFF(TODAY(), since, "months")', (D(-25), D(-3), N)),

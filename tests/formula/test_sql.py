@@ -128,3 +128,14 @@ def test_injection_is_an_error_or_plain_text(db, src):
     with engine.connect() as conn:
         for t in w.tables.values():
             assert conn.execute(sa.select(sa.func.count()).select_from(t.sql)).scalar() > 0
+
+
+def test_exploding_sql_is_refused(world):
+    """Functions that repeat an argument in SQL cannot be nested into a huge query."""
+    src = 'DATEADD(' * 40 + "since" + ', 1, "months")' * 40
+    checked = check(src, world, "customers")
+    ctx = SqlContext(world, world.tables["customers"])
+    with pytest.raises(FormulaError, match="too complex to run in the database"):
+        compile_value(checked, ctx)
+    small = check('DATEADD(DATEADD(since, 1, "months"), 1, "days")', world, "customers")
+    compile_value(small, ctx)

@@ -42,6 +42,9 @@ class Function:
     min_args: ClassVar[int] = 0
     max_args: ClassVar[int | None] = 0  # None: any number
     never_null: ClassVar[bool] = False  # SQL result is never NULL (Booleans)
+    # How many times an argument may appear in the generated SQL (CASE guards,
+    # SQLite emulations). Bounds the SQL size of nested calls (see to_sql.sql_weight).
+    sql_fanout: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -92,6 +92,7 @@ class Now(Function):
 
 
 class Date(Simple):
+    sql_fanout = 6
     name = "DATE"
     category = "Dates"
     signature = "DATE(year, month, day)"
@@ -113,7 +114,9 @@ class Date(Simple):
         else:
             start = sa.func.printf("%04d-01-01", y)
             val = sa.func.date(start, modifier(m - 1, "months"), modifier(d - 1, "days"))
-        return sa.case((ok, val), else_=None)
+        from ..to_sql import day_in_range
+
+        return day_in_range(s, sa.case((ok, val), else_=None))
 
     def py_impl(self, y, m, d):
         y, m, d = int(y), int(m), int(d)
@@ -189,6 +192,7 @@ class Weekday(Simple):
 
 
 class DateAdd(Function):
+    sql_fanout = 4
     name = "DATEADD"
     category = "Dates"
     signature = 'DATEADD(date, count, "days"|"weeks"|"months"|"years")'
@@ -212,6 +216,11 @@ class DateAdd(Function):
         return DATE if args[0].type.kind in ("date", "blank") else DATETIME
 
     def sql(self, s, n):
+        from ..to_sql import day_in_range
+
+        return day_in_range(s, self.moved(s, n))
+
+    def moved(self, s, n):
         unit, kind = n.extra["unit"], n.args[0].type.kind
         x, k = s.value(n.args[0]), s.to_int(s.value(n.args[1]))
         if unit == "weeks":
@@ -270,6 +279,7 @@ def py_months_between(a: date, b: date) -> int:
 
 
 class DateDiff(Function):
+    sql_fanout = 6
     name = "DATEDIFF"
     category = "Dates"
     signature = 'DATEDIFF(start, end, "days"|"months"|"years")'
@@ -334,6 +344,7 @@ class DateDiff(Function):
 
 
 class EoMonth(Simple):
+    sql_fanout = 2
     name = "EOMONTH"
     category = "Dates"
     signature = "EOMONTH(date, months)"
@@ -346,6 +357,11 @@ class EoMonth(Simple):
     min_args, max_args = 2, 2
 
     def sql_impl(self, s, n, x, k):
+        from ..to_sql import day_in_range
+
+        return day_in_range(s, self.end_of_month(s, n, x, k))
+
+    def end_of_month(self, s, n, x, k):
         k = s.to_int(k)
         d = sql_day(s, x, n.args[0].type.kind)
         if s.pg:

@@ -181,6 +181,7 @@ class Not(Function):
 
 
 class IsBlank(Function):
+    sql_fanout = 2
     name = "ISBLANK"
     category = "Logic"
     signature = "ISBLANK(value)"

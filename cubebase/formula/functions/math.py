@@ -27,6 +27,7 @@ def py_round(x: Decimal, n: int, mode: str) -> Decimal:
 
 
 class _Rounding(Simple):
+    sql_fanout = 2
     kinds = (NUM, NUM)
     returns = NUMBER
     min_args, max_args = 1, 2
@@ -82,6 +83,7 @@ class Round(_Rounding):
 
 
 class RoundUp(_Rounding):
+    sql_fanout = 2
     name = "ROUNDUP"
     category = "Math"
     signature = "ROUNDUP(number, [digits])"
@@ -94,6 +96,7 @@ class RoundUp(_Rounding):
 
 
 class RoundDown(_Rounding):
+    sql_fanout = 2
     name = "ROUNDDOWN"
     category = "Math"
     signature = "ROUNDDOWN(number, [digits])"
@@ -108,6 +111,7 @@ class RoundDown(_Rounding):
 
 
 class _Multiple(Simple):
+    sql_fanout = 2
     kinds = (NUM, NUM)
     returns = NUMBER
     min_args, max_args = 1, 2
@@ -178,6 +182,7 @@ def py_mod(a: Decimal, b: Decimal) -> Decimal | None:
 
 
 class Mod(Simple):
+    sql_fanout = 4
     name = "MOD"
     category = "Math"
     signature = "MOD(number, divisor)  or  number % divisor"
@@ -209,6 +214,7 @@ def py_power(a: Decimal, b: Decimal) -> Decimal | None:
 
 
 class Power(Simple):
+    sql_fanout = 3
     name = "POWER"
     category = "Math"
     signature = "POWER(number, exponent)"

@@ -29,6 +29,7 @@ def _str(t) -> sa.types.TypeEngine:
 
 
 class Concat(Function):
+    sql_fanout = 3
     name = "CONCAT"
     category = "Text"
     signature = "CONCAT(value1, value2, ...)  or  a & b"
@@ -128,6 +129,7 @@ def _nonneg(s, x):
 
 
 class Left(Simple):
+    sql_fanout = 2
     name = "LEFT"
     category = "Text"
     signature = "LEFT(text, count)"
@@ -145,6 +147,7 @@ class Left(Simple):
 
 
 class Right(Simple):
+    sql_fanout = 2
     name = "RIGHT"
     category = "Text"
     signature = "RIGHT(text, count)"
@@ -168,6 +171,7 @@ class Right(Simple):
 
 
 class Mid(Simple):
+    sql_fanout = 2
     name = "MID"
     category = "Text"
     signature = "MID(text, start, count)"
@@ -262,6 +266,7 @@ class StartsWith(Simple):
 
 
 class Text(Function):
+    sql_fanout = 3
     name = "TEXT"
     category = "Text"
     signature = "TEXT(value)"
@@ -286,6 +291,7 @@ class Text(Function):
 
 
 class Value(Simple):
+    sql_fanout = 7
     name = "VALUE"
     category = "Text"
     signature = "VALUE(text)"
