@@ -237,6 +237,9 @@ class SchemaEditor:
             self._drop_reverse_of(f)
         self.ops.drop_table(table.sql.name)
         self.session.execute(sa.delete(HistoryEntry).where(HistoryEntry.table_id == table.id))
+        # explicit: SQLite does not cascade while the editor has foreign keys off
+        field_ids = [f.id for f in table.fields.values()]
+        self.session.execute(sa.delete(Counter).where(Counter.field_id.in_(field_ids)))
         self.session.execute(sa.delete(FieldDef).where(FieldDef.table_id == table.id))
         self.session.execute(sa.delete(TableDef).where(TableDef.id == table.id))
         self._changed()
@@ -408,8 +411,12 @@ class SchemaEditor:
         if help is not ...:
             fd.help = help
         if config is not None:
+            self._check_fixed_settings(f, config)
             merged = {**fd.config, **config}
-            related = merged.pop("related_name", None)
+            related_changed = "related_name" in config and config["related_name"] != fd.config.get(
+                "related_name"
+            )
+            related = merged.pop("related_name", None) if related_changed else None
             new_formula = merged.pop("formula", None) if "formula" in config else None
             if f.type == "link":
                 merged["to"] = fd.config.get("to")
@@ -419,7 +426,7 @@ class SchemaEditor:
             if f.type in ("select", "multi_select"):
                 self._check_options_kept(table, f, merged.get("options") or [])
             fd.config = merged
-            if related is not None:
+            if related_changed:
                 self._set_related_name(f, related)
         if unique is not None and unique != f.unique:
             if unique and not f.ftype.can_be_unique:
@@ -433,6 +440,26 @@ class SchemaEditor:
             self._save_default(table_key, fd.key, default)
         return self.schema.table(table_key).field(fd.key)
 
+    def _check_fixed_settings(self, f: Field, config: dict) -> None:
+        """Settings that shape the stored data cannot change in place."""
+        link = {
+            "to": f.target_key,
+            "many": bool(f.config.get("many")),
+            "reverse_of": f.config.get("reverse_of"),
+        }
+        wanted = {**config, "many": bool(config.get("many"))}
+        if any(name in config and wanted[name] != current for name, current in link.items()):
+            raise BadRequest(
+                f"Where `{f.key}` links to cannot be changed in place; add a new link "
+                "field and delete this one"
+            )
+        if "precision" in config and f.type in ("number", "currency"):
+            if config["precision"] != f.ftype.precision(f):
+                raise BadRequest(
+                    f"Change the precision of `{f.key}` with a type change: it converts the "
+                    "stored values"
+                )
+
     def preview_type_change(
         self, table_key: str, field_key: str, new_type: str, config: dict | None = None
     ) -> ConversionPreview:
@@ -440,7 +467,7 @@ class SchemaEditor:
         table = self.schema.table(table_key)
         f = table.field(field_key)
         target = self._target_field(f, new_type, config or {})
-        preview, _ = self._convert_all(table, f, target)
+        preview, _, _ = self._convert_all(table, f, target)
         return preview
 
     def change_field_type(
@@ -458,7 +485,7 @@ class SchemaEditor:
         table = self.schema.table(table_key)
         f = table.field(field_key)
         target = self._target_field(f, new_type, config or {})
-        preview, converted = self._convert_all(table, f, target)
+        preview, converted, lost = self._convert_all(table, f, target)
         if preview.failed and not confirm:
             raise DataLossError(
                 f"{preview.failed:,} of {preview.total:,} values of `{f.key}` cannot become "
@@ -493,7 +520,7 @@ class SchemaEditor:
         if new_field.unique:
             self._create_indexes(self.schema.table(table_key), new_field)
         if preview.failed:
-            self._record_lost(table, f, preview, f"type changed from {f.type} to {new_type}")
+            self._record_lost(table, f, lost, f"type changed from {f.type} to {new_type}")
         return preview
 
     def delete_field(self, table_key: str, field_key: str, *, confirm: bool = False) -> int:
@@ -728,6 +755,7 @@ class SchemaEditor:
         type change accepts exactly what a form or import would."""
         preview = ConversionPreview()
         converted: list[tuple[int, Any]] = []
+        lost: list[tuple[int, str]] = []  # every value that would become blank
         col = table.column(f)
         rows = self.session.execute(
             sa.select(table.sql.c.id, col)
@@ -745,6 +773,7 @@ class SchemaEditor:
                 target.ftype.check_storable(target, new, self.dialect)
             except ConversionError as exc:
                 preview.failed += 1
+                lost.append((rid, f.ftype.display(f, value)))
                 if len(preview.examples) < PREVIEW_ROWS:
                     preview.examples.append(
                         {"id": rid, "value": f.ftype.display(f, value), "message": str(exc)}
@@ -752,23 +781,24 @@ class SchemaEditor:
                 continue
             if not target.ftype.is_blank(new):
                 converted.append((rid, target.ftype.to_db(target, new)))
-        return preview, converted
+        return preview, converted, lost
 
-    def _record_lost(self, table: Table, f: Field, preview: ConversionPreview, note: str) -> None:
+    def _record_lost(self, table: Table, f: Field, lost: list[tuple[int, str]], note: str) -> None:
+        """A history entry for every value a change made blank."""
         now = datetime.now(UTC)
         self.session.add_all(
             [
                 HistoryEntry(
                     table_id=table.id,
-                    record_id=ex["id"],
+                    record_id=rid,
                     version=0,
                     action="schema",
                     changed_at=now,
                     changed_by=None,
                     note=note,
-                    changes={str(f.id): [ex["value"], None]},
+                    changes={str(f.id): [value, None]},
                 )
-                for ex in preview.examples
+                for rid, value in lost
             ]
         )
 
