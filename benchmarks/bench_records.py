@@ -323,7 +323,7 @@ def bench_paging(env: Env, sc: Scenario, warmup: int) -> dict:
             result = conn.execute(first_q, params)
         else:
             result = conn.execute(next_q, {**params, "v": after[0], "i": after[1]})
-        rows = [dict(m) for m in result.mappings()]
+        rows = [r._asdict() for r in result]
         dt = time.perf_counter() - t0
         more = len(rows) > PAGE
         rows = rows[:PAGE]
@@ -452,6 +452,7 @@ def run(args: argparse.Namespace) -> dict:
         "rows": args.rows,
         "seed": args.seed,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_at_start": _load(),
     }
     with bench_env(args.db, args.rows, args.keep) as env:
         results["machine"] = env.info
@@ -461,6 +462,7 @@ def run(args: argparse.Namespace) -> dict:
         if profiler:
             profiler.enable()
         results["insert"] = bench_insert(env, args.rows, args.chunk, args.seed, region_ids)
+        results["insert"]["load_average_after"] = _load()
         if profiler:
             profiler.disable()
             _dump_profile(profiler, args, "insert")
@@ -506,6 +508,7 @@ def run(args: argparse.Namespace) -> dict:
             if profiler:
                 profiler.disable()
                 _dump_profile(profiler, args, "list-" + sc.sort)
+            r["load_average_after"] = _load()
             results["paging"][sc.name] = r
             print(
                 f"  {sc.name}: ours p50 {r['ours']['p50_ms']} ms p95 {r['ours']['p95_ms']} ms, "
@@ -514,7 +517,16 @@ def run(args: argparse.Namespace) -> dict:
                 flush=True,
             )
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["load_average_at_end"] = _load()
     return results
+
+
+def _load() -> list[float] | None:
+    """1, 5 and 15 minute load averages: other work on the machine skews timings."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _dump_profile(profiler: cProfile.Profile, args, what: str) -> None:
@@ -530,6 +542,9 @@ def summary(results: dict) -> str:
     ins = results["insert"]
     lines = [
         f"### {results['db']}, {results['rows']:,} rows ({results['machine']['database']})",
+        "",
+        f"load average (1/5/15 min) at start {results['load_average_at_start']}, "
+        f"at end {results['load_average_at_end']}",
         "",
         "| measure | ours | hand-written | ours / hand |",
         "| --- | ---: | ---: | ---: |",
