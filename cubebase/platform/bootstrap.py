@@ -24,7 +24,7 @@ def init_platform(
     with platform.schema_editor() as editor:
         ensure_users_table(editor)
         add_role(editor, ADMIN_ROLE, "Administrator")
-    with platform.session() as session, session.begin():
+    with platform.session(write=True) as session, session.begin():
         if find_user_id(platform, session, admin_email) is not None:
             return InitResult(admin_email.lower(), None)
         password = admin_password or generate_password()

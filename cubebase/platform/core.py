@@ -27,13 +27,19 @@ class Platform:
         self.hooks = RecordHooks()
         self.hooks.before_field_delete.append(refuse_if_used)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(
+            self.engine.execution_options(sqlite_begin="immediate"), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def session(self) -> Session:
-        return self._sessions()
+    def session(self, *, write: bool = False) -> Session:
+        """A session. ``write=True`` for a unit of work that writes (a form post, an
+        API write, a job): on SQLite its transactions take the write lock at BEGIN,
+        so concurrent writers queue instead of failing with "database is locked"."""
+        return (self._write_sessions if write else self._sessions)()
 
     def schema(self, session: Session) -> Schema:
         return self.registry.get(session)

@@ -42,7 +42,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # A write session (Platform.session(write=True)) takes the write lock at BEGIN,
+    # so a second writer waits its turn (busy timeout) instead of failing when the
+    # snapshot it read from went stale while it waited.
+    immediate = conn.get_execution_options().get("sqlite_begin") == "immediate"
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, **kwargs) -> sa.Engine:

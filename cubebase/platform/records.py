@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from .actor import Actor
@@ -840,8 +840,12 @@ class _TablePlan:
         )
 
 
+BUSY = ("database is locked", "deadlock detected")  # SQLite's stale snapshot, PG deadlocks
+
+
 class _IntegrityGuard:
-    """Turns a unique-index violation lost in a race into a per-field error."""
+    """Turns a unique-index violation lost in a race into a per-field error, and a
+    write that lost a race for a lock into a conflict (try again), not a crash."""
 
     def __init__(self, table: Table, single: bool):
         self.table = table
@@ -851,6 +855,12 @@ class _IntegrityGuard:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, OperationalError):
+            if any(b in str(exc.orig) for b in BUSY):
+                raise ConflictError(
+                    "Another change was being saved at the same time; try again"
+                ) from None
+            return False
         if exc_type is None or not issubclass(exc_type, IntegrityError):
             return False
         text = str(exc.orig)
