@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .errors import ConfigError
+
+
+def _masked(url: object) -> str:
+    """The URL for a message, without its password."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", str(url))
 
 
 def normalize_url(url: str) -> str:
     """Validate a database URL and pick our drivers (psycopg 3 for PostgreSQL)."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+        parsed.port  # noqa: B018 - a port that is not a number fails here
+    except (ArgumentError, ValueError, TypeError) as exc:
         raise ConfigError(
-            f"The database URL {url!r} is not valid "
+            f"The database URL {_masked(url)!r} is not valid "
             "(expected e.g. sqlite:///path/to/file.sqlite or postgresql://host/dbname)"
         ) from exc
+    if parsed.drivername == "postgres":  # the spelling many hosting services use
+        parsed = parsed.set(drivername="postgresql")
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise ConfigError(
@@ -52,6 +62,16 @@ def _sqlite_begin(conn) -> None:
 def make_engine(url: str, **kwargs) -> sa.Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
     url = normalize_url(url)
+    try:
+        return _create(url, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"The database driver of {_masked(url)!r} is not installed "
+            "(use sqlite:/// or postgresql://, which need nothing extra)"
+        ) from exc
+
+
+def _create(url: str, **kwargs) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
