@@ -318,6 +318,9 @@ class RecordsService:
         Problems are reported per row: ValidationError details carry ``row`` (0-based).
         """
         table = self.table(table_key)
+        if isinstance(rows, str | bytes | Mapping):
+            raise BadRequest("Records must be given as a list of objects of field: value")
+        rows = rows if isinstance(rows, Sequence) else list(rows)
         ids: list[int] = []
         with self.session.begin_nested():
             for start in range(0, len(rows), BULK_CHUNK):
@@ -340,6 +343,12 @@ class RecordsService:
         prepared: list[dict[str, Any]] = []
         problems: list[FieldProblem] = []
         for i, values in enumerate(rows):
+            if not single and not isinstance(values, Mapping):
+                problems.append(
+                    FieldProblem(None, "must be an object of field: value", {"row": offset + i})
+                )
+                prepared.append({})
+                continue
             out, row_problems = self._prepare(table, values, None)
             for p in row_problems:
                 if not single:
@@ -596,12 +605,14 @@ class RecordsService:
                 f.ftype.check_storable(f, out[key], self.platform.dialect)
             except ConversionError as exc:
                 problems.append(FieldProblem(key, str(exc)))
+        # defaults run only on valid input; until then a field with one is not missing
+        defaults_pending = current is None and bool(plan.defaults) and bool(problems)
         if current is None and plan.defaults and not problems:
             self._apply_defaults(table, plan, out, problems)
         if plan.required:
             failed = {p.field for p in problems}
             for f, ftype in plan.required:
-                if f.key in failed:
+                if f.key in failed or (defaults_pending and f.default and f.key not in out):
                     continue
                 if current is None:
                     if ftype.is_blank(out.get(f.key)):

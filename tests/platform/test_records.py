@@ -258,6 +258,30 @@ def test_bulk_create_of_nothing(records):
     assert records.bulk_create("regions", []) == []
 
 
+def test_bulk_create_takes_any_iterable_and_names_rows_that_are_not_objects(records):
+    assert len(records.bulk_create("regions", ({"name": n} for n in "ab"))) == 2
+    with pytest.raises(ValidationError) as err:
+        records.bulk_create("regions", [{"name": "c"}, "d", {"name": ""}])
+    assert sorted((p.extra["row"], p.field) for p in err.value.problems) == [
+        (1, None),
+        (2, "name"),
+    ]
+    with pytest.raises(BadRequest):
+        records.bulk_create("regions", {"name": "x"})
+    assert records.count("regions") == 2
+
+
+def test_a_field_with_a_default_is_not_missing_when_other_fields_fail(crm, records):
+    records.session.commit()
+    with crm.schema_editor() as ed:
+        ed.update_field("customers", "stage", required=True, default='"lead"')
+    rs = crm.records(records.session, records.actor)
+    with pytest.raises(ValidationError) as err:
+        rs.create("customers", {"name": "A", "email": "bad"})
+    assert _problems(err.value).keys() == {"email"}
+    assert rs.create("customers", {"name": "A"}).values["stage"] == "lead"
+
+
 # --- automatic fields and autonumbers ---------------------------------------------
 
 
