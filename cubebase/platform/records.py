@@ -143,9 +143,7 @@ class RecordsService:
         table = self.table(table_key)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
             raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
-        # aggregates in filters and sorts read every row: grouped joins, one pass each
-        joins: dict = {}
-        keys = parse_sort(table, sort, lambda f: self.formulas.field_expr(table, f, joins=joins))
+        keys = parse_sort(table, sort, lambda f: self.formulas.field_expr(table, f))
         signature = ",".join(
             ("-" if k.desc else "") + (k.field.key if k.field else "id") for k in keys
         )
@@ -154,13 +152,11 @@ class RecordsService:
             raise BadRequest("The cursor is not valid; start again from the first page")
         t = table.sql
         base = [t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None)]
-        base += self._where(table, where, joins)
+        base += self._where(table, where)
         select = self._select(table, fields).add_columns(
             *(k.expr.label(f"_sort{i}") for i, k in enumerate(keys))
         )
-        if joins:
-            select = select.select_from(_joined(t, joins))
-        if len(keys) == 1 and not _computed(keys[0]):
+        if len(keys) == 1:
             rows = self._read_segments(select, base, keys[0], t.c.id, after, limit + 1)
         else:
             stmt = select.where(*base)
@@ -186,12 +182,10 @@ class RecordsService:
     def count(self, table_key: str, *, where: Where | Sequence[Where] | None = None) -> int:
         table = self.table(table_key)
         t = table.sql
-        joins: dict = {}
-        conds = self._where(table, where, joins)
         stmt = (
             sa.select(sa.func.count())
-            .select_from(_joined(t, joins))
-            .where(t.c.deleted_at.is_(None), *conds)
+            .select_from(t)
+            .where(t.c.deleted_at.is_(None), *self._where(table, where))
         )
         return int(self.session.scalar(stmt) or 0)
 
@@ -206,7 +200,7 @@ class RecordsService:
             rows.extend(self.session.execute(stmt).mappings().all())
         return rows
 
-    def _where(self, table: Table, where, joins: dict | None = None) -> list[sa.ColumnElement]:
+    def _where(self, table: Table, where) -> list[sa.ColumnElement]:
         if where is None:
             return []
         items = where if isinstance(where, list | tuple) else [where]
@@ -215,7 +209,7 @@ class RecordsService:
             if isinstance(w, Condition):
                 out.append(condition_expr(table, w))
             elif isinstance(w, FormulaFilter):
-                out.append(self.formulas.condition(table, w.formula, joins=joins))
+                out.append(self.formulas.condition(table, w.formula))
             elif callable(w) and not isinstance(w, sa.ColumnElement):
                 out.append(w(table))
             else:
@@ -907,20 +901,6 @@ class _IntegrityGuard:
         raise ConflictError(
             "The change conflicts with another change made at the same time; reload and try again"
         ) from None
-
-
-def _computed(key: SortKey) -> bool:
-    """A formula sort key: no index serves it, so one query sorts it with its blanks
-    (reading the page in segments would compute it over the table once per segment)."""
-    return key.field is not None and key.field.type == "formula"
-
-
-def _joined(t: sa.Table, joins: dict) -> sa.FromClause:
-    """The table LEFT JOINed to the grouped aggregates of ``SqlContext.joins``."""
-    frm: sa.FromClause = t
-    for sub, on in joins.values():
-        frm = frm.outerjoin(sub, on)
-    return frm
 
 
 class _null_context:
