@@ -237,6 +237,8 @@ class NumberType(FieldType):
         d = d.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
         if d and d.adjusted() >= NUMBER_DIGITS - scale:
             raise too_large
+        if not d:
+            d = d.copy_abs()  # -0.000 is 0.000 (the databases drop the sign)
         return d.normalize() if p is None else d
 
     def check_storable(self, field: Field, value: Any, dialect: str) -> None:
@@ -399,7 +401,10 @@ class DateTimeType(FieldType):
             raise ConversionError(f"expected a date and time, got {_describe(value)}")
         if value.tzinfo is None:
             value = value.replace(tzinfo=field.timezone)
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ConversionError("is too close to the year 1 or 9999 to be stored") from None
 
     def to_db(self, field: Field, value: Any) -> Any:
         return value

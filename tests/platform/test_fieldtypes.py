@@ -8,6 +8,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cubebase.platform.errors import ValidationError
 from cubebase.platform.fieldtypes import FIELD_TYPES, ConversionError, get_type
@@ -226,6 +228,67 @@ def test_datetime_without_zone_is_read_in_the_workspace_time_zone(engine, tmp_pa
         assert winter.to_json(table)["fields"]["at"] == "2024-01-15T11:00:00Z"
         berlin = winter.values["at"].astimezone(ZoneInfo("Europe/Berlin"))
         assert berlin.hour == 12
+
+
+def test_random_values_round_trip(things, records):
+    """Whatever a type accepts comes back from either database exactly as the type
+    itself normalizes it (to_json(to_python(input)))."""
+    table = records.table("things")
+    finite = st.decimals(allow_nan=False, allow_infinity=False, places=None)
+    values = st.fixed_dictionaries(
+        {},
+        optional={
+            "title": st.text(max_size=30),
+            "notes": st.text(alphabet=st.characters(codec="utf-8"), max_size=200),
+            "ratio": st.one_of(finite, st.integers(-(10**17), 10**17)),
+            "price": st.decimals(min_value=-(10**12), max_value=10**12, places=2),
+            "count": st.integers(-(2**63) + 1, 2**63 - 1),
+            "done": st.booleans(),
+            "due": st.dates(),
+            "at": st.datetimes(
+                timezones=st.one_of(st.none(), st.timezones()),
+                min_value=datetime(1, 1, 3),
+                max_value=datetime(9999, 12, 29),
+            ).map(lambda d: d.isoformat()),
+            "size": st.sampled_from(["small", "medium", "large"]),
+            "colors": st.lists(st.sampled_from(["red", "green", "blue"]), max_size=4),
+            "email": st.emails(),
+        },
+    )
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(values)
+    def check(sent):
+        expected = {}
+        for key, raw in sent.items():
+            f = table.fields[key]
+            try:
+                py = f.ftype.to_python(f, raw)
+                f.ftype.check_storable(f, py, records.platform.dialect)
+            except ConversionError:
+                return  # refused input is tested elsewhere
+            expected[key] = f.ftype.to_json(f, py)
+        savepoint = records.session.begin_nested()
+        try:
+            r = records.create("things", sent)
+            doc = _json(records, "things", records.get("things", r.id))
+            assert {k: doc[k] for k in expected} == expected
+        finally:
+            savepoint.rollback()
+
+    check()
+
+
+def test_dates_at_the_edge_of_the_calendar_are_refused_cleanly(things, records):
+    for value in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        with pytest.raises(ValidationError) as err:
+            records.create("things", {"at": value})
+        assert err.value.problems[0].field == "at"
 
 
 # --- refused input ------------------------------------------------------------------
