@@ -532,7 +532,7 @@ class LinkType(FieldType):
             rid = _record_id(v)
             if rid is not None and rid not in ids:
                 ids.append(rid)
-        return ids
+        return sorted(ids)  # a set of links: stored and read back in id order
 
     def parse_text(self, field: Field, text: str) -> Any:
         text = text.strip()

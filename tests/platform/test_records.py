@@ -196,6 +196,14 @@ def test_stale_version_is_a_conflict_and_writes_nothing(records, acme):
     assert records.count("customers") == 1
 
 
+def test_the_same_links_in_another_order_are_no_change(records, acme):
+    t1, t2 = records.bulk_create("tags", [{"name": "a"}, {"name": "b"}])
+    records.update("customers", acme.id, {"tags": [t2, t1]})
+    again = records.update("customers", acme.id, {"tags": [t2, t1, t2]})
+    assert again.version == 2 and again.values["tags"] == [t1, t2]
+    assert len(records.history("customers", acme.id)) == 2
+
+
 def test_bad_version_is_a_bad_request(records, acme):
     for bad in ("1", True, 1.0):
         with pytest.raises(BadRequest):
