@@ -281,8 +281,8 @@ class SchemaEditor:
         if problems:
             raise BadRequest(f"Field `{key}`: " + "; ".join(problems))
         unique = bool(attrs.get("unique", False))
-        if unique and not t.can_be_unique:
-            raise BadRequest(f"A {ftype} field cannot be unique")
+        if unique and (not t.can_be_unique or config.get("many")):
+            raise BadRequest(f"A {_kind(ftype, config)} field cannot be unique")
         position = 1 + max((f.position for f in table.fields.values() if not f.system), default=0)
         fd = FieldDef(
             table_id=table.id,
@@ -429,8 +429,8 @@ class SchemaEditor:
             if related_changed:
                 self._set_related_name(f, related)
         if unique is not None and unique != f.unique:
-            if unique and not f.ftype.can_be_unique:
-                raise BadRequest(f"A {f.type} field cannot be unique")
+            if unique and (not f.ftype.can_be_unique or f.column_name is None):
+                raise BadRequest(f"A {_kind(f.type, f.config)} field cannot be unique")
             self._set_unique(table, f, unique)
             fd.unique = unique
         self._changed()
@@ -833,6 +833,12 @@ def split_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def user_types() -> list[str]:
     return sorted(n for n, t in FIELD_TYPES.items() if not t.system_column)
+
+
+def _kind(ftype: str, config: dict) -> str:
+    if ftype == "link" and config.get("reverse_of"):
+        return "related records"
+    return "many-to-many link" if ftype == "link" and config.get("many") else ftype
 
 
 def _label(key: str) -> str:

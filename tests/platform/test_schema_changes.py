@@ -130,6 +130,11 @@ def test_add_field_refusals(crm, people):
         ({"key": "x", "type": "link", "to": "nope"}, BadRequest, "needs `to`"),
         ({"key": "x", "type": "select"}, BadRequest, "options"),
         ({"key": "x", "type": "boolean", "unique": True}, BadRequest, "cannot be unique"),
+        (
+            {"key": "x", "type": "link", "to": "tags", "many": True, "unique": True},
+            BadRequest,
+            "many-to-many link field cannot be unique",
+        ),
         ({"key": "x", "type": "number", "precision": 99}, BadRequest, "precision"),
         (
             {"key": "x", "type": "link", "to": "regions", "related_name": "name"},
@@ -495,6 +500,12 @@ def test_unique_on_a_link_field(crm, admin):
             rs.create("customers", {"name": "B", "region": north.id})
     with crm.schema_editor() as ed:
         ed.update_field("customers", "region", unique=False)
+
+
+def test_fields_without_a_column_cannot_be_made_unique(crm):
+    for table, field in (("customers", "tags"), ("tags", "customers"), ("regions", "children")):
+        with pytest.raises(BadRequest, match="cannot be unique"), crm.schema_editor() as ed:
+            ed.update_field(table, field, unique=True)
 
 
 def test_removing_a_select_option_in_use_is_refused(crm, admin):
