@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -90,10 +91,31 @@ class ConversionPreview:
 
     total: int = 0  # values that are not blank
     failed: int = 0  # values that cannot convert and would become blank
+    changed: int = 0  # values that convert only approximately (rounded, time dropped)
     examples: list[dict[str, Any]] = field(default_factory=list)  # {id, value, message}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "failed": self.failed, "examples": self.examples}
+        return {
+            "total": self.total,
+            "failed": self.failed,
+            "changed": self.changed,
+            "examples": self.examples,
+        }
+
+    def loss(self, field_key: str, new_type: str) -> str | None:
+        """What would be lost, in words; None when nothing would."""
+        parts = []
+        if self.failed:
+            parts.append(
+                f"{self.failed:,} of {self.total:,} values of `{field_key}` cannot become "
+                f"{new_type} and would be lost"
+            )
+        if self.changed:
+            parts.append(
+                f"{self.changed:,} of {self.total:,} values of `{field_key}` would be rounded "
+                "or lose their time of day"
+            )
+        return "; ".join(parts) + " (confirm to go ahead)" if parts else None
 
 
 def check_key(key: Any, what: str = "field") -> str:
@@ -486,12 +508,9 @@ class SchemaEditor:
         f = table.field(field_key)
         target = self._target_field(f, new_type, config or {})
         preview, converted, lost = self._convert_all(table, f, target)
-        if preview.failed and not confirm:
-            raise DataLossError(
-                f"{preview.failed:,} of {preview.total:,} values of `{f.key}` cannot become "
-                f"{new_type} and would be lost (confirm to go ahead)",
-                [preview.to_dict()],
-            )
+        loss = preview.loss(f.key, new_type)
+        if loss and not confirm:
+            raise DataLossError(loss, [preview.to_dict()])
         old_col = f.column_name
         tmp = f"{old_col}_new"
         self._drop_indexes(table, f)
@@ -519,7 +538,7 @@ class SchemaEditor:
         new_field = self.schema.table(table_key).field(f.key)
         if new_field.unique:
             self._create_indexes(self.schema.table(table_key), new_field)
-        if preview.failed:
+        if lost:
             self._record_lost(table, f, lost, f"type changed from {f.type} to {new_type}")
         return preview
 
@@ -755,7 +774,7 @@ class SchemaEditor:
         type change accepts exactly what a form or import would."""
         preview = ConversionPreview()
         converted: list[tuple[int, Any]] = []
-        lost: list[tuple[int, str]] = []  # every value that would become blank
+        lost: list[tuple[int, Any, Any]] = []  # (id, old, new) of each value lost or changed
         col = table.column(f)
         rows = self.session.execute(
             sa.select(table.sql.c.id, col)
@@ -773,18 +792,32 @@ class SchemaEditor:
                 target.ftype.check_storable(target, new, self.dialect)
             except ConversionError as exc:
                 preview.failed += 1
-                lost.append((rid, f.ftype.display(f, value)))
+                lost.append((rid, f.ftype.to_json(f, value), None))
                 if len(preview.examples) < PREVIEW_ROWS:
                     preview.examples.append(
                         {"id": rid, "value": f.ftype.display(f, value), "message": str(exc)}
                     )
                 continue
+            if narrowed(f, target, value, new):
+                preview.changed += 1
+                lost.append((rid, f.ftype.to_json(f, value), target.ftype.to_json(target, new)))
+                if len(preview.examples) < PREVIEW_ROWS:
+                    shown = target.ftype.display(target, new)
+                    preview.examples.append(
+                        {
+                            "id": rid,
+                            "value": f.ftype.display(f, value),
+                            "message": f"would become {shown}",
+                        }
+                    )
             if not target.ftype.is_blank(new):
                 converted.append((rid, target.ftype.to_db(target, new)))
         return preview, converted, lost
 
-    def _record_lost(self, table: Table, f: Field, lost: list[tuple[int, str]], note: str) -> None:
-        """A history entry for every value a change made blank."""
+    def _record_lost(
+        self, table: Table, f: Field, lost: list[tuple[int, Any, Any]], note: str
+    ) -> None:
+        """A history entry for every value a type change made blank or changed."""
         now = datetime.now(UTC)
         self.session.add_all(
             [
@@ -796,9 +829,9 @@ class SchemaEditor:
                     changed_at=now,
                     changed_by=None,
                     note=note,
-                    changes={str(f.id): [value, None]},
+                    changes={str(f.id): [old, new]},
                 )
-                for rid, value in lost
+                for rid, old, new in lost
             ]
         )
 
@@ -820,6 +853,19 @@ def convert_value(old: Field, new: Field, value: Any) -> Any:
     if new.type == "date" and old.type == "datetime":
         return value.astimezone(new.timezone).date()
     return new.ftype.parse_text(new, text)
+
+
+NUMERIC = frozenset({"number", "currency", "integer"})
+
+
+def narrowed(old: Field, new: Field, value: Any, converted: Any) -> bool:
+    """Whether a converted value kept less than the original: a number rounded to
+    fewer decimals, a date and time cut to its date."""
+    if old.type in NUMERIC and new.type in NUMERIC and converted is not None:
+        return Decimal(converted) != Decimal(value)
+    if old.type == "datetime" and new.type == "date":
+        return value.astimezone(new.timezone).time() != time(0)
+    return False
 
 
 def split_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

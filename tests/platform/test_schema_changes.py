@@ -335,6 +335,36 @@ def test_type_changes_convert_values(crm, admin, people, field, new_type, config
         assert listed == {people[n]: v for n, v in got.items()}
 
 
+def test_narrowing_a_type_is_refused_unless_confirmed(crm, admin, people):
+    """Fewer decimals round values and a date drops the time of day: the preview says
+    so, the change needs confirming, and the history keeps what was there."""
+    before = snapshot(crm, admin, "people")
+    with crm.schema_editor() as ed:
+        preview = ed.preview_type_change("people", "score", "number", {"precision": 0})
+        assert (preview.total, preview.failed, preview.changed) == (2, 0, 1)
+        assert preview.examples[0]["value"] == "7.25"
+        assert "would become 7" in preview.examples[0]["message"]
+        seen = ed.preview_type_change("people", "seen", "date")
+        assert (seen.total, seen.changed) == (2, 2)
+    for field, new_type, config in (("score", "number", {"precision": 0}), ("seen", "date", {})):
+        with pytest.raises(DataLossError, match="rounded or lose their time"):
+            with crm.schema_editor() as ed:
+                ed.change_field_type("people", field, new_type, config)
+    assert snapshot(crm, admin, "people") == before
+    with crm.schema_editor() as ed:
+        ed.change_field_type("people", "score", "number", {"precision": 0}, confirm=True)
+        ed.change_field_type("people", "seen", "date", confirm=True)
+        ed.change_field_type("people", "score", "number", {"precision": 3})  # widening
+    with service(crm, admin) as rs:
+        ann = rs.get("people", people["Ann"]).values
+        assert ann["score"] == Decimal("7.000")
+        assert rs.get("people", people["Di"]).values["seen"] == date(2024, 5, 1)
+        last = rs.history("people", people["Ann"])[-1]
+        assert last["action"] == "schema" and last["changes"][0]["old"] == "7.25"
+        assert last["changes"][0]["new"] == "7"
+        assert [e["action"] for e in rs.history("people", people["Bob"])] == ["create"]
+
+
 def test_date_to_datetime_and_back(crm, admin, people):
     with crm.schema_editor() as ed:
         ed.change_field_type("people", "born", "date", confirm=True)
