@@ -330,6 +330,8 @@ def bench_paging(env: Env, sc: Scenario, warmup: int) -> dict:
         last = rows[-1]
         return dt, [r["id"] for r in rows], (last[sort_f.column_name], last["id"]) if more else None
 
+    last_cursors: dict[str, Any] = {}
+
     def walk(start: tuple | None, n: int, record: dict[str, list[float]] | None) -> None:
         cursor = encode_cursor(sc.sort, [*start]) if start is not None else None
         after = start
@@ -346,6 +348,8 @@ def bench_paging(env: Env, sc: Scenario, warmup: int) -> dict:
                 record["ours"].append(o[0])
                 record["hand"].append(h[0])
             cursor, after = o[2], h[2]
+            if cursor is not None:
+                last_cursors["ours"], last_cursors["hand"] = cursor, after
             if cursor is None or after is None:
                 if (cursor is None) != (after is None):
                     raise AssertionError(f"{sc.name}: one side ended before the other")
@@ -366,6 +370,8 @@ def bench_paging(env: Env, sc: Scenario, warmup: int) -> dict:
     gc.collect()
     walk(None, sc.pages - sc.pages // 2, lat)
     walk(tuple(middle), sc.pages // 2, lat)
+    next_cursor, next_after = last_cursors["ours"], last_cursors["hand"]
+    plans = explain(env, {"ours": lambda: ours(next_cursor), "hand": lambda: hand(next_after)})
     request = _request_overhead(env)
     conn.close()
     session.close()
@@ -375,7 +381,7 @@ def bench_paging(env: Env, sc: Scenario, warmup: int) -> dict:
     out["ratio_p50"] = round(_pct(lat["ours"], 50) / _pct(lat["hand"], 50), 2)
     out["ratio_p95"] = round(_pct(lat["ours"], 95) / _pct(lat["hand"], 95), 2)
     out["request_setup_p50_ms"] = _ms(request)
-    out["plans"] = explain(env, sort_col, base, params)
+    out["plans"] = plans
     return out
 
 
@@ -399,24 +405,30 @@ def _request_overhead(env: Env) -> float:
     return _pct(xs[10:], 50)
 
 
-def explain(env: Env, sort_col, base, params) -> str | None:
-    """The plan of the DBA's next-page query (ours runs the same shape)."""
-    t = sort_col.table
-    q = (
-        sa.select(t.c.id)
-        .where(*base, sa.tuple_(sort_col, t.c.id) > _after(sort_col, t.c.id))
-        .order_by(sort_col, t.c.id)
-        .limit(PAGE + 1)
-    )
-    with env.platform.engine.connect() as conn:
-        first = conn.execute(
-            sa.select(sort_col, t.c.id).where(*base).order_by(sort_col, t.c.id).limit(1), params
-        ).one()
-        q = q.params(**params, v=first[0], i=first[1])
-        sql = str(q.compile(conn, compile_kwargs={"literal_binds": True}))
+def explain(env: Env, calls: dict[str, Callable[[], Any]]) -> dict[str, list[str]]:
+    """The plans the database chose for each side's next-page query: every statement
+    the call sends is caught on its way to the driver and explained with its values."""
+    out: dict[str, list[str]] = {}
+    for name, call in calls.items():
+        sent: list[tuple[str, Any]] = []
+
+        def catch(conn, cursor, statement, parameters, context, executemany, sent=sent):
+            if statement.lstrip().upper().startswith("SELECT") and " LIMIT " in statement:
+                sent.append((statement, parameters))
+
+        sa.event.listen(env.platform.engine, "before_cursor_execute", catch)
+        try:
+            call()
+        finally:
+            sa.event.remove(env.platform.engine, "before_cursor_execute", catch)
         prefix = "EXPLAIN " if env.db == "postgresql" else "EXPLAIN QUERY PLAN "
-        rows = conn.exec_driver_sql(prefix + sql).all()
-    return " | ".join(str(r[-1]) for r in rows)
+        plans = []
+        with env.platform.engine.connect() as conn:
+            for statement, parameters in sent:
+                rows = conn.exec_driver_sql(prefix + statement, parameters).all()
+                plans.append(" | ".join(str(r[-1]).strip() for r in rows))
+        out[name] = plans
+    return out
 
 
 def _pct(xs: list[float], q: float) -> float:
