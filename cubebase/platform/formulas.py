@@ -159,8 +159,12 @@ class FormulaRuntime:
         self.schema = service.schema
         self.fs = self.schema.formula_schema()
         self._checked = self.schema.formula_cache
-        self._now = datetime.now(self.schema.timezone)
         self._user: dict[str, Any] | None = None
+
+    def now(self) -> datetime:
+        """NOW() for the statement being built: taken afresh for each, so a
+        long-lived service never sees records written after it as in the future."""
+        return datetime.now(self.schema.timezone)
 
     def checked(
         self, table_key: str, stored: str, expected: ft.FType | None = None, where: str = ""
@@ -182,8 +186,8 @@ class FormulaRuntime:
             table=self.fs.table(table.key),
             alias=alias,
             dialect=self.service.session.get_bind().dialect.name,
-            now=self._now,
-            today=self._now.date(),
+            now=(now := self.now()),
+            today=now.date(),
             user_id=actor.user_id,
             user_roles=actor.roles,
             row_scope=user_scope,
@@ -211,8 +215,8 @@ class FormulaRuntime:
             resolver=ServiceResolver(self.service),
             user=self.user_record(),
             user_roles=self.service.actor.roles,
-            now=self._now,
-            today=self._now.date(),
+            now=(now := self.now()),
+            today=now.date(),
         )
 
     def evaluate(

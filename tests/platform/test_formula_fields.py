@@ -190,3 +190,14 @@ def test_formula_cycles_are_refused(sales):
     assert "cycle" in err.value.message
     with sales.session() as session:
         assert "a" not in sales.schema(session).table("deals").fields
+
+
+def test_datetime_formulas_agree_with_stored_timestamps(svc):
+    """created_at is a timestamp with time zone on PostgreSQL; NOW() and date
+    arithmetic in formulas must see the same instant on both databases."""
+    acme, _ = _seed(svc)
+    assert svc.count("customers", where=FormulaFilter("created_at <= NOW()")) == 2
+    assert svc.count("customers", where=FormulaFilter(
+        'created_at > DATEADD(NOW(), -1, "days")')) == 2
+    assert svc.count("customers", where=FormulaFilter(
+        'DATEDIFF(created_at, NOW(), "days") >= 1')) == 0
