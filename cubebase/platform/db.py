@@ -78,4 +78,14 @@ def _create(url: str, **kwargs) -> sa.Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    event.listen(engine, "connect", _postgres_utc)
+    return engine
+
+
+def _postgres_utc(dbapi_conn, _record) -> None:
+    # Formulas pass instants as naive UTC parameters; with the session in UTC they
+    # compare correctly with timestamptz columns whatever the server's default zone.
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SET TIME ZONE 'UTC'")
+    dbapi_conn.commit()
