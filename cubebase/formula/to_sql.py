@@ -44,6 +44,13 @@ class SqlContext:
     converted to naive UTC, the DateTime storage convention). ``row_scope`` is
     called for every other table a link path or aggregate reads; the condition
     it returns is added to that subquery (None: no restriction).
+
+    ``joins``: when a dict is given, aggregates over the base row compile to a
+    column of a grouped derived table (``SELECT link, agg(...) ... GROUP BY link``)
+    instead of a correlated subquery, and the derived table is put in ``joins``
+    (signature -> (subquery, ON clause)) for the caller to LEFT JOIN to the base
+    table, once per distinct aggregate. One pass over the linked rows instead of
+    an index probe per row: for filters and sorts, which read every row.
     """
 
     schema: SchemaProvider
@@ -55,6 +62,7 @@ class SqlContext:
     user_id: int | None = None
     user_roles: frozenset[str] = field(default_factory=frozenset)
     row_scope: RowScope | None = None
+    joins: dict[Any, tuple[FromClause, ColumnElement]] | None = None
 
     def __post_init__(self) -> None:
         if self.dialect not in ("sqlite", "postgresql"):
@@ -458,6 +466,8 @@ class SqlCompiler:
     def aggregate(self, n: A.TAgg, make: Callable[[SqlCompiler], ColumnElement]):
         """A correlated subquery over the items of ``n.link``; ``make`` builds the aggregate."""
         outer = self.env[n.scope]
+        if self.ctx.joins is not None and self._groupable(n, outer):
+            return self.grouped(n, make)
         item = n.item_table.sql.alias()
         frm, where, own = self.to_many(outer.c.id, n.link, n.item_table, item)
         inner = self.sub([*self.env, item])
@@ -465,6 +475,46 @@ class SqlCompiler:
             where.append(inner.cond(n.cond))
         q = sa.select(make(inner)).select_from(frm).where(*where).correlate_except(*own)
         return q.scalar_subquery()
+
+    def _groupable(self, n: A.TAgg, outer: FromClause) -> bool:
+        """An aggregate over the base row whose value and condition read only the items."""
+        base = self.ctx.alias if self.ctx.alias is not None else self.ctx.table.sql
+        if outer is not base or n.scope != 0:
+            return False
+        stack = [x for x in (n.value, n.cond) if x is not None]
+        while stack:
+            node = stack.pop()
+            if getattr(node, "scope", None) == n.scope:
+                return False  # reads the base row: stays correlated
+            stack.extend(A.tchildren(node))
+        return True
+
+    def grouped(self, n: A.TAgg, make: Callable[[SqlCompiler], ColumnElement]):
+        """The aggregate as a column of ``SELECT link, agg GROUP BY link``, registered
+        in ``ctx.joins`` (blank for base rows without items, like the subquery's NULL)."""
+        info = n.link.link
+        assert info is not None and self.ctx.joins is not None
+        item = n.item_table.sql.alias()
+        if n.link.storage == "reverse":
+            key = item.c[n.item_table.fields[info.target_field].column]
+            frm: FromClause = item
+        else:
+            j = info.junction.alias()
+            frm = item.join(j, j.c[info.target_column] == item.c.id)
+            key = j.c[info.source_column]
+        where = self.scope_filter(n.item_table, item)
+        inner = self.sub([*self.env, item])
+        if n.cond is not None:
+            where.append(inner.cond(n.cond))
+        q = sa.select(key.label("k"), make(inner).label("v")).select_from(frm).where(*where)
+        q = q.group_by(key)
+        ck = q._generate_cache_key()
+        sig = (ck.key, tuple(repr(b.effective_value) for b in ck.bindparams))
+        if sig not in self.ctx.joins:
+            g = q.subquery()
+            base = self.env[0]
+            self.ctx.joins[sig] = (g, g.c.k == base.c.id)
+        return self.ctx.joins[sig][0].c.v
 
 
 MAX_SQL_WEIGHT = 200_000

@@ -143,7 +143,9 @@ class RecordsService:
         table = self.table(table_key)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
             raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
-        keys = parse_sort(table, sort, lambda f: self.formulas.field_expr(table, f))
+        # aggregates in filters and sorts read every row: grouped joins, one pass each
+        joins: dict = {}
+        keys = parse_sort(table, sort, lambda f: self.formulas.field_expr(table, f, joins=joins))
         signature = ",".join(
             ("-" if k.desc else "") + (k.field.key if k.field else "id") for k in keys
         )
@@ -152,11 +154,13 @@ class RecordsService:
             raise BadRequest("The cursor is not valid; start again from the first page")
         t = table.sql
         base = [t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None)]
-        base += self._where(table, where)
+        base += self._where(table, where, joins)
         select = self._select(table, fields).add_columns(
             *(k.expr.label(f"_sort{i}") for i, k in enumerate(keys))
         )
-        if len(keys) == 1:
+        if joins:
+            select = select.select_from(_joined(t, joins))
+        if len(keys) == 1 and not _computed(keys[0]):
             rows = self._read_segments(select, base, keys[0], t.c.id, after, limit + 1)
         else:
             stmt = select.where(*base)
@@ -182,10 +186,12 @@ class RecordsService:
     def count(self, table_key: str, *, where: Where | Sequence[Where] | None = None) -> int:
         table = self.table(table_key)
         t = table.sql
+        joins: dict = {}
+        conds = self._where(table, where, joins)
         stmt = (
             sa.select(sa.func.count())
-            .select_from(t)
-            .where(t.c.deleted_at.is_(None), *self._where(table, where))
+            .select_from(_joined(t, joins))
+            .where(t.c.deleted_at.is_(None), *conds)
         )
         return int(self.session.scalar(stmt) or 0)
 
@@ -200,7 +206,7 @@ class RecordsService:
             rows.extend(self.session.execute(stmt).mappings().all())
         return rows
 
-    def _where(self, table: Table, where) -> list[sa.ColumnElement]:
+    def _where(self, table: Table, where, joins: dict | None = None) -> list[sa.ColumnElement]:
         if where is None:
             return []
         items = where if isinstance(where, list | tuple) else [where]
@@ -209,7 +215,7 @@ class RecordsService:
             if isinstance(w, Condition):
                 out.append(condition_expr(table, w))
             elif isinstance(w, FormulaFilter):
-                out.append(self.formulas.condition(table, w.formula))
+                out.append(self.formulas.condition(table, w.formula, joins=joins))
             elif callable(w) and not isinstance(w, sa.ColumnElement):
                 out.append(w(table))
             else:
@@ -248,8 +254,8 @@ class RecordsService:
             plan = self._plan(table)
             for f, ftype, column in plan.read:
                 values[f.key] = ftype.from_db(f, row[column])
-            for f in plan.computed:
-                values[f.key] = f.ftype.from_db(f, row[f"c_{f.id}"])
+            for f, ftype, column in plan.computed:
+                values[f.key] = ftype.from_db(f, row[column])
             return Record(table.key, row["id"], row["version"], values, row["deleted_at"])
         for f in self._fields(table, fields):
             if f.column_name is not None:
@@ -850,7 +856,7 @@ class _TablePlan:
         self.read = [
             (f, f.ftype, f.column_name) for f in table.data_fields() if f.column_name is not None
         ]
-        self.computed = [f for f in fields if f.type == "formula"]
+        self.computed = [(f, f.ftype, f"c_{f.id}") for f in fields if f.type == "formula"]
         self.defaults = [f for f in fields if f.default and f.writable]
         self.rules = list(table.config.get("validations") or [])
         t = table.sql
@@ -901,6 +907,20 @@ class _IntegrityGuard:
         raise ConflictError(
             "The change conflicts with another change made at the same time; reload and try again"
         ) from None
+
+
+def _computed(key: SortKey) -> bool:
+    """A formula sort key: no index serves it, so one query sorts it with its blanks
+    (reading the page in segments would compute it over the table once per segment)."""
+    return key.field is not None and key.field.type == "formula"
+
+
+def _joined(t: sa.Table, joins: dict) -> sa.FromClause:
+    """The table LEFT JOINed to the grouped aggregates of ``SqlContext.joins``."""
+    frm: sa.FromClause = t
+    for sub, on in joins.values():
+        frm = frm.outerjoin(sub, on)
+    return frm
 
 
 class _null_context:
