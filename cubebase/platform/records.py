@@ -264,6 +264,36 @@ class RecordsService:
                 values[f.key] = f.ftype.from_db(f, row[f"c_{f.id}"])
         return Record(table.key, row["id"], row["version"], values, row["deleted_at"])
 
+    def preview(
+        self, table_key: str, values: Mapping[str, Any], record_id: Any = None
+    ) -> dict[str, Any]:
+        """Formula fields of a record as a form would save it, by the interpreter:
+        what the user sees update live while typing. Nothing is written; input
+        that does not convert yet is left out, not an error."""
+        table = self.table(table_key)
+        record: dict[str, Any] = {}
+        if record_id is not None:
+            current = self.get(table_key, record_id)
+            record.update(current.values)
+            record["id"] = current.id
+        for key, raw in (values or {}).items():
+            f = table.fields.get(key) if isinstance(key, str) else None
+            if f is None or not f.writable:
+                continue
+            try:
+                record[key] = f.ftype.to_python(f, raw)
+            except ConversionError:
+                record.pop(key, None)
+        runtime = self.system().formulas
+        out: dict[str, Any] = {}
+        for f in table.fields.values():
+            if f.type == "formula":
+                value = runtime.evaluate(
+                    table, f.config["formula"], record, where=f"Formula field `{f.key}`"
+                )
+                out[f.key] = f.ftype.to_json(f, value)
+        return out
+
     def related(self, table_key: str, record_id: Any, field_key: str) -> list[Record]:
         """The records behind a reverse or many-to-many link of one record."""
         table = self.table(table_key)

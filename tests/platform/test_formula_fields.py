@@ -197,7 +197,20 @@ def test_datetime_formulas_agree_with_stored_timestamps(svc):
     arithmetic in formulas must see the same instant on both databases."""
     acme, _ = _seed(svc)
     assert svc.count("customers", where=FormulaFilter("created_at <= NOW()")) == 2
-    assert svc.count("customers", where=FormulaFilter(
-        'created_at > DATEADD(NOW(), -1, "days")')) == 2
-    assert svc.count("customers", where=FormulaFilter(
-        'DATEDIFF(created_at, NOW(), "days") >= 1')) == 0
+    assert (
+        svc.count("customers", where=FormulaFilter('created_at > DATEADD(NOW(), -1, "days")')) == 2
+    )
+    assert (
+        svc.count("customers", where=FormulaFilter('DATEDIFF(created_at, NOW(), "days") >= 1')) == 0
+    )
+
+
+def test_preview_computes_formula_fields_of_an_unsaved_record(svc):
+    acme, _ = _seed(svc)
+    assert Decimal(svc.preview("deals", {"amount": "200000"})["commission"]) == 10000
+    assert Decimal(svc.preview("deals", {"amount": "1000"})["commission"]) == 30
+    saved = svc.preview("customers", {}, record_id=acme.id)
+    assert Decimal(saved["won_total"]) == 201000
+    assert saved["label"] == "Acme (North)"
+    assert svc.preview("deals", {"amount": "not a number"})["commission"] is None
+    assert svc.count("deals") == 3
