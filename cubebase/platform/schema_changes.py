@@ -11,6 +11,7 @@ ALTER TABLE.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
@@ -756,17 +757,8 @@ class SchemaEditor:
         problems = t.check_config(cfg)
         if problems:
             raise BadRequest(f"Field `{f.key}`: " + "; ".join(problems))
-        return Field(
-            id=f.id,
-            table_id=f.table_id,
-            table_key=f.table_key,
-            key=f.key,
-            label=f.label,
-            type=new_type,
-            required=f.required,
-            unique=f.unique and t.can_be_unique,
-            config=cfg,
-            timezone=f.timezone,
+        return dataclasses.replace(
+            f, type=new_type, unique=f.unique and t.can_be_unique, config=cfg, default=None
         )
 
     def _convert_all(self, table: Table, f: Field, target: Field):
