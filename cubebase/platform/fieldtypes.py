@@ -52,6 +52,7 @@ class FieldType:
     writable: ClassVar[bool] = True  # users may set it
     system_column: ClassVar[str | None] = None  # fixed column name (created_at, ...)
     can_be_unique: ClassVar[bool] = True
+    can_be_indexed: ClassVar[bool] = True  # ``indexed: true`` speeds up sorting and filtering
     config_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -65,8 +66,14 @@ class FieldType:
 
     def check_config(self, config: dict) -> list[str]:
         """Problems with a field's settings (options, precision, ...)."""
-        unknown = set(config) - self.config_keys - {"reverse_of", "related_name"}
-        return [f"unknown setting `{k}` for a {self.name} field" for k in sorted(unknown)]
+        unknown = set(config) - self.config_keys - {"reverse_of", "related_name", "indexed"}
+        problems = [f"unknown setting `{k}` for a {self.name} field" for k in sorted(unknown)]
+        if "indexed" in config:
+            if not isinstance(config["indexed"], bool):
+                problems.append("indexed must be true or false")
+            elif config["indexed"] and not self.can_be_indexed:
+                problems.append(f"a {self.name} field cannot be indexed")
+        return problems
 
     def formula_type(self, field: Field) -> ft.FType:
         raise NotImplementedError
@@ -459,6 +466,7 @@ class SelectType(FieldType):
 
 class MultiSelectType(SelectType):
     name = "multi_select"
+    can_be_indexed = False
     storage = "json_list"
     can_be_unique = False
 
@@ -559,6 +567,7 @@ class FileType(FieldType):
     """A file: the bytes live in the file store, the field holds its descriptor."""
 
     name = "file"
+    can_be_indexed = False
     can_be_unique = False
     keys = ("key", "name", "size", "content_type")
 
@@ -603,6 +612,7 @@ class FileType(FieldType):
 
 class FormulaType(FieldType):
     name = "formula"
+    can_be_indexed = False
     storage = "formula"
     writable = False
     can_be_unique = False

@@ -180,9 +180,14 @@ def field_indexes(t: sa.Table, table_id: int, f: Field) -> list[sa.Index]:
                 postgresql_where=live,
             )
         ]
-    if f.link_kind == "one":
+    if needs_plain_index(f):
         return [sa.Index(f"ix_t{table_id}_f{f.id}", col)]
     return []
+
+
+def needs_plain_index(f: Field) -> bool:
+    """Links and fields marked ``indexed`` get an index (unique ones have theirs)."""
+    return not f.unique and (f.link_kind == "one" or bool(f.config.get("indexed")))
 
 
 def junction_columns(source_id: int, target_id: int) -> list[sa.Column]:

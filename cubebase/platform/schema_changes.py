@@ -37,6 +37,7 @@ from .schema import (
     field_column,
     junction_columns,
     junction_name,
+    needs_plain_index,
     system_columns,
     table_name,
 )
@@ -451,6 +452,13 @@ class SchemaEditor:
             fd.config = merged
             if related_changed:
                 self._set_related_name(f, related)
+            indexed_now = dataclasses.replace(f, config=merged)
+            if needs_plain_index(indexed_now) != needs_plain_index(f) and f.column_name:
+                if needs_plain_index(indexed_now):
+                    self.ops.create_index(f"ix_t{table.id}_f{f.id}", table.sql.name, [f.column_name])
+                else:
+                    self.ops.drop_index(f"ix_t{table.id}_f{f.id}", table_name=table.sql.name)
+            f = indexed_now
         if unique is not None and unique != f.unique:
             if unique and (not f.ftype.can_be_unique or f.column_name is None):
                 raise BadRequest(f"A {_kind(f.type, f.config)} field cannot be unique")
@@ -645,19 +653,19 @@ class SchemaEditor:
                 sqlite_where=live,
                 postgresql_where=live,
             )
-        elif f.link_kind == "one":
+        elif needs_plain_index(f):
             self.ops.create_index(f"ix_t{table.id}_f{f.id}", table.sql.name, [col])
 
     def _drop_indexes(self, table: Table, f: Field) -> None:
         if f.unique:
             self.ops.drop_index(f"uq_t{table.id}_f{f.id}", table_name=table.sql.name)
-        elif f.link_kind == "one":
+        elif needs_plain_index(f):
             self.ops.drop_index(f"ix_t{table.id}_f{f.id}", table_name=table.sql.name)
 
     def _set_unique(self, table: Table, f: Field, unique: bool) -> None:
         if unique:
             self._check_no_duplicates(table, f)
-            if f.link_kind == "one":
+            if needs_plain_index(f):
                 self.ops.drop_index(f"ix_t{table.id}_f{f.id}", table_name=table.sql.name)
             live = sa.text("deleted_at IS NULL")
             self.ops.create_index(
@@ -670,7 +678,7 @@ class SchemaEditor:
             )
         else:
             self.ops.drop_index(f"uq_t{table.id}_f{f.id}", table_name=table.sql.name)
-            if f.link_kind == "one":
+            if needs_plain_index(dataclasses.replace(f, unique=False)):
                 self.ops.create_index(f"ix_t{table.id}_f{f.id}", table.sql.name, [f.column_name])
 
     def _check_no_duplicates(self, table: Table, f: Field) -> None:
