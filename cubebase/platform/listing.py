@@ -103,6 +103,17 @@ def parse_sort(
 
 def condition_expr(table: Table, cond: Condition) -> sa.ColumnElement:
     """A condition as a WHERE clause on the table (values become bound parameters)."""
+    _shape, build, params = condition_template(table, cond, "cond")
+    return build(params, True)
+
+
+def condition_template(
+    table: Table, cond: Condition, name: str
+) -> tuple[tuple, Callable[[dict | None, bool], sa.ColumnElement], dict[str, Any]]:
+    """A condition as a template: ``(shape, build, params)``. Conditions of the same
+    shape share one WHERE clause, ``build()``, whose bound parameters (named from
+    ``name``) take ``params``; ``build(params, True)`` binds the values in (unique
+    names). Values are converted and checked here, so a bad one is a BadRequest."""
     if cond.op not in OPERATORS:
         raise BadRequest(f"`{cond.op}` is not a filter operator (one of {', '.join(OPERATORS)})")
     if cond.field == "id":
@@ -116,10 +127,11 @@ def condition_expr(table: Table, cond: Condition) -> sa.ColumnElement:
         if f.column_name is None:
             raise BadRequest(f"Cannot filter by `{cond.field}` with a condition; use a formula")
         col = table.column(f)
+    shape: tuple = (cond.field, cond.op)
     if cond.op == "isblank":
-        return col.is_(None)
+        return shape, lambda params=None, bound=False: col.is_(None), {}
     if cond.op == "notblank":
-        return col.is_not(None)
+        return shape, lambda params=None, bound=False: col.is_not(None), {}
     if f is not None and f.type in UNCOMPARABLE:
         raise BadRequest(
             f"A {f.type} field can only be filtered for blanks with a condition; use a formula"
@@ -137,30 +149,43 @@ def condition_expr(table: Table, cond: Condition) -> sa.ColumnElement:
         except ConversionError as exc:
             raise BadRequest(f"Filter on `{f.key}`: {exc}") from None
 
+    def param(params: dict | None, bound: bool, **kw: Any) -> sa.BindParameter:
+        if bound:
+            return sa.bindparam(name, params[name], type_=col.type, unique=True, **kw)
+        return sa.bindparam(name, type_=col.type, **kw)
+
     if cond.op == "in":
         values = cond.value if isinstance(cond.value, list | tuple) else [cond.value]
-        return col.in_([convert(v) for v in values])
+        return (
+            shape,
+            lambda params=None, bound=False: col.in_(param(params, bound, expanding=True)),
+            {name: [convert(v) for v in values]},
+        )
     if cond.op in ("contains", "startswith"):
         if f is None or f.type not in TEXT_TYPES or not isinstance(cond.value, str):
             raise BadRequest(f"`{cond.op}` needs a text field and a text value")
-        text = cond.value
+        # what ``autoescape=True`` does, on a value that is a bound parameter
+        text = cond.value.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        like = col.contains if cond.op == "contains" else col.startswith
         return (
-            col.contains(text, autoescape=True)
-            if cond.op == "contains"
-            else col.startswith(text, autoescape=True)
+            shape,
+            lambda params=None, bound=False: like(param(params, bound), escape="/"),
+            {name: text},
         )
     value = convert(cond.value)
     if value is None:
-        return col.is_(None) if cond.op == "eq" else col.is_not(None)
-    value = _param(col, value)
-    return {
+        blank = col.is_(None) if cond.op == "eq" else col.is_not(None)
+        return (*shape, None), lambda params=None, bound=False: blank, {}
+    ops = {
         "eq": col.__eq__,
         "ne": lambda v: sa.or_(col != v, col.is_(None)),
         "lt": col.__lt__,
         "le": col.__le__,
         "gt": col.__gt__,
         "ge": col.__ge__,
-    }[cond.op](value)
+    }
+    op = ops[cond.op]
+    return shape, lambda params=None, bound=False: op(param(params, bound)), {name: value}
 
 
 def order_by(keys: list[SortKey], id_col: sa.ColumnElement) -> list[sa.ColumnElement]:
@@ -203,31 +228,44 @@ def _after(expr: sa.ColumnElement, v: Any, desc: bool) -> sa.ColumnElement | Non
 
 
 def _param(expr: sa.ColumnElement, v: Any) -> sa.BindParameter:
-    # a bound parameter of the column's type (SQLAlchemy refuses `col > True`)
-    return sa.literal(v, expr.type)
+    # a bound parameter of the column's type (SQLAlchemy refuses `col > True`);
+    # statement templates pass their own (valueless) bound parameters
+    return v if isinstance(v, sa.BindParameter) else sa.literal(v, expr.type)
 
 
 def segments(key: SortKey, id_col: sa.ColumnElement, cursor: list[Any] | None):
     """For one sort key: the (where, order) pairs to read in turn, each served by an
     index on (key, id)."""
+    if cursor is None:
+        return segment_templates(key, id_col, "first")
+    v, last = cursor
+    if v is None:
+        return segment_templates(key, id_col, "blank", None, last)
+    return segment_templates(key, id_col, "value", _param(key.expr, v), last)
+
+
+def segment_templates(
+    key: SortKey, id_col: sa.ColumnElement, state: str, v: Any = None, last: Any = None
+):
+    """``segments`` by the cursor's state: "first" (no cursor), "blank" (the cursor's
+    sort value is blank) or "value"; ``v`` and ``last`` may be bound parameters, so
+    the same statements serve every cursor of that state."""
     k = key.expr
     if key.desc:
         valued_order = [k.desc(), id_col.desc()]
         blank = (k.is_(None), [id_col.desc()])
         valued = (k.is_not(None), valued_order)
-        if cursor is None:
+        if state == "first":
             return [blank, valued]
-        v, last = cursor
-        if v is None:
+        if state == "blank":
             return [(sa.and_(k.is_(None), id_col < last), [id_col.desc()]), valued]
         return [(sa.tuple_(k, id_col) < sa.tuple_(v, last), valued_order)]
     valued_order = [k.asc(), id_col.asc()]
     valued = (k.is_not(None), valued_order)
     blank = (k.is_(None), [id_col.asc()])
-    if cursor is None:
+    if state == "first":
         return [valued, blank]
-    v, last = cursor
-    if v is None:
+    if state == "blank":
         return [(sa.and_(k.is_(None), id_col > last), [id_col.asc()])]
     return [(sa.tuple_(k, id_col) > sa.tuple_(v, last), valued_order), blank]
 

@@ -22,17 +22,19 @@ from sqlalchemy.orm import Session
 
 from .actor import Actor
 from .errors import BadRequest, ConflictError, FieldProblem, NotFound, ValidationError
-from .fieldtypes import ConversionError
-from .formulas import FormulaRuntime
+from .fieldtypes import ConversionError, FieldType
+from .formulas import FormulaRuntime, context_uses
 from .listing import (
     Condition,
     SortKey,
     condition_expr,
+    condition_template,
     decode_cursor,
     encode_cursor,
     keyset_after,
     order_by,
     parse_sort,
+    segment_templates,
     segments,
 )
 from .models import Counter, HistoryEntry
@@ -143,6 +145,9 @@ class RecordsService:
         table = self.table(table_key)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
             raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
+        page = self._list_by_template(table, where, sort, limit, cursor, fields, trashed)
+        if page is not None:
+            return page
         # aggregates in filters and sorts read every row: grouped joins, one pass each
         joins: dict = {}
         keys = parse_sort(table, sort, lambda f: self.formulas.field_expr(table, f, joins=joins))
@@ -182,6 +187,118 @@ class RecordsService:
             values = [last[f"_sort{i}"] for i in range(len(keys))]
             next_cursor = encode_cursor(signature, [*values, last["id"]])
         return Page(records, next_cursor)
+
+    def _list_by_template(
+        self, table: Table, where, sort, limit: int, cursor: str | None, fields, trashed: bool
+    ) -> Page | None:
+        """``list`` through a statement template: the page's statements are built once
+        per schema snapshot and shape (table, sort, filter shape, fields, cursor state)
+        with bound parameters for the cursor and filter values, and reused by every
+        request, as a hand-written prepared statement is (building a statement and
+        SQLAlchemy's cache key for it cost more than PostgreSQL's work for a page).
+        None: this list has no template (a formula sort, a filter given as SQL, formulas
+        that read NOW(), USER() or roles); ``list`` builds its statements itself."""
+        cache = self.schema.formula_cache.get(_PAGES)
+        if cache is None:
+            cache = self.schema.formula_cache.setdefault(_PAGES, {})
+        if sort is not None and not isinstance(sort, str):
+            if not isinstance(sort, list | tuple) or not all(isinstance(x, str) for x in sort):
+                return None
+            sort = tuple(sort)
+        skey = ("sort", table.id, sort)
+        sorting = cache.get(skey)
+        if sorting is None:
+            try:
+                keys = parse_sort(
+                    table, sort if not isinstance(sort, tuple) else list(sort), _untemplated
+                )
+            except _NoTemplate:
+                return None
+            signature = ",".join(
+                ("-" if k.desc else "") + (k.field.key if k.field else "id") for k in keys
+            )
+            sorting = _remember(cache, skey, (keys, signature))
+        keys, signature = sorting
+        after = decode_cursor(signature, cursor, keys) if cursor else None
+        if after is not None and len(after) != len(keys) + 1:
+            raise BadRequest("The cursor is not valid; start again from the first page")
+        params: dict[str, Any] = {"_limit": limit + 1}
+        shapes: list = []
+        builds: list = []
+        items = () if where is None else where if isinstance(where, list | tuple) else (where,)
+        day = None
+        for i, w in enumerate(items):
+            if isinstance(w, Condition):
+                shape, build, values = condition_template(table, w, f"_w{i}")
+                params.update(values)
+                shapes.append(shape)
+                builds.append(build)
+            elif isinstance(w, FormulaFilter):
+                checked = self.formulas.checked(table.key, w.formula, where="Filter")
+                uses = context_uses(checked)
+                if uses - {"today"}:
+                    return None
+                if uses and day is None:
+                    day = self.formulas.now().date()
+                shapes.append(("formula", w.formula))
+                builds.append(w)
+            else:
+                return None
+        if fields is not None:
+            fields = tuple(fields)
+            if not all(isinstance(k, str) for k in fields):
+                return None
+        fkey = ("fields", table.id, fields)
+        uses = cache.get(fkey)
+        if uses is None:
+            uses = frozenset()
+            for f in self._fields(table, fields):
+                if f.type == "formula":
+                    checked = self.formulas.checked(
+                        table.key, f.config["formula"], where=f"Formula field `{f.key}`"
+                    )
+                    uses |= context_uses(checked)
+            uses = _remember(cache, fkey, uses)
+        if uses - {"today"}:
+            return None
+        if uses and day is None:
+            day = self.formulas.now().date()
+        tkey = ("page", table.id, sort, tuple(shapes), fields, trashed, day)
+        template = cache.get(tkey)
+        if template is None:
+            template = _remember(
+                cache, tkey, self._page_template(table, keys, builds, fields, trashed)
+            )
+        return template.read(self, params, after, limit, signature)
+
+    def _page_template(
+        self, table: Table, keys: list[SortKey], builds: list, fields, trashed: bool
+    ) -> _PageTemplate:
+        t = table.sql
+        joins: dict = {}
+        base = [t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None)]
+        for b in builds:
+            if isinstance(b, FormulaFilter):
+                base.append(self.formulas.condition(table, b.formula, joins=joins))
+            else:
+                base.append(b())
+        select = self._select(table, fields).add_columns(
+            *(k.expr.label(f"_sort{i}") for i, k in enumerate(keys))
+        )
+        if joins:
+            select = select.select_from(_joined(t, joins))
+        reader = []
+        if fields is None:
+            plan = self._plan(table)
+            reader = [(f.key, column, ftype) for f, ftype, column in plan.read + plan.computed]
+        else:
+            for f in self._fields(table, fields):
+                if f.column_name is not None:
+                    reader.append((f.key, f.column_name, f.ftype))
+                elif f.type == "formula":
+                    reader.append((f.key, f"c_{f.id}", f.ftype))
+        many = [f for f in self._fields(table, fields) if f.link_kind == "many"]
+        return _PageTemplate(table, keys, select, base, reader, many)
 
     def count(self, table_key: str, *, where: Where | Sequence[Where] | None = None) -> int:
         table = self.table(table_key)
@@ -327,10 +444,13 @@ class RecordsService:
     ) -> list[Record]:
         if not records:
             return records
+        many = [f for f in self._fields(table, fields) if f.link_kind == "many"]
+        return self._load_links(table, records, many) if many else records
+
+    def _load_links(self, table: Table, records: list[Record], many: list[Field]) -> list[Record]:
+        """Many-to-many links of ``records`` for the fields ``many``, in id order."""
         ids = [r.id for r in records]
-        for f in self._fields(table, fields):
-            if f.link_kind != "many":
-                continue
+        for f in many:
             j = table.junctions[f.id]
             links: dict[int, list[int]] = {i: [] for i in ids}
             for src, dst in self.session.execute(
@@ -896,6 +1016,126 @@ class _TablePlan:
             t.c.deleted_at,
             *(table.column(f).label(column) for f, _, column in self.read),
         )
+
+
+_PAGES = ("pages",)  # statement templates of lists, in Schema.formula_cache
+_PAGES_MAX = 2000  # templates kept per schema snapshot (then the cache starts again)
+
+
+class _NoTemplate(Exception):
+    pass
+
+
+def _untemplated(f: Field):
+    raise _NoTemplate  # a formula sort key: ``list`` builds it per request
+
+
+def _remember(cache: dict, key: tuple, value: Any) -> Any:
+    if len(cache) >= _PAGES_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+class _PageTemplate:
+    """The statements of one shape of list (see ``RecordsService._list_by_template``),
+    built on first use for each cursor state, and how to turn their rows into
+    records: positions and converters worked out once, no conversion for types whose
+    database value is already the Python value."""
+
+    def __init__(self, table: Table, keys, select: sa.Select, base: list, reader, many):
+        self.table = table
+        self.keys = keys
+        self.select = select
+        self.base = base
+        self.many = many
+        self.segmented = len(keys) == 1 and not _computed(keys[0])
+        self.statements: dict[Any, list[sa.Select]] = {}
+        names = list(select.selected_columns.keys())
+        pos = {n: i for i, n in enumerate(names)}
+        self.keys_ = [k for k, _, _ in reader]
+        self.positions = [pos[c] for _, c, _ in reader]
+        self.converters = [
+            (k, ftype.from_db, table.fields[k])
+            for k, _, ftype in reader
+            if type(ftype).from_db is not FieldType.from_db
+        ]
+        self.id_pos, self.version_pos, self.deleted_pos = (
+            pos["id"],
+            pos["version"],
+            pos["deleted_at"],
+        )
+        self.sort_pos = [pos[f"_sort{i}"] for i in range(len(keys))]
+
+    def _statements(self, state: Any) -> list[sa.Select]:
+        stmts = self.statements.get(state)
+        if stmts is not None:
+            return stmts
+        t = self.table.sql
+        limit = sa.bindparam("_limit", type_=sa.Integer())
+        if self.segmented:
+            key = self.keys[0]
+            v = sa.bindparam("_c0", type_=key.expr.type)
+            last = sa.bindparam("_cid", type_=t.c.id.type)
+            stmts = [
+                self.select.where(*self.base, cond).order_by(*order).limit(limit)
+                for cond, order in segment_templates(key, t.c.id, state, v, last)
+            ]
+        else:
+            stmt = self.select.where(*self.base)
+            if state != "first":
+                values = [
+                    None if blank else sa.bindparam(f"_c{i}", type_=k.expr.type)
+                    for i, (k, blank) in enumerate(zip(self.keys, state, strict=True))
+                ]
+                last = sa.bindparam("_cid", type_=t.c.id.type)
+                stmt = stmt.where(keyset_after(self.keys, t.c.id, [*values, last]))
+            stmts = [stmt.order_by(*order_by(self.keys, t.c.id)).limit(limit)]
+        self.statements[state] = stmts
+        return stmts
+
+    def read(self, service: RecordsService, params: dict, after, limit: int, signature: str):
+        if after is None:
+            state: Any = "first"
+        else:
+            *values, params["_cid"] = after
+            for i, v in enumerate(values):
+                params[f"_c{i}"] = v
+            if self.segmented:
+                state = "blank" if values[0] is None else "value"
+            else:
+                state = tuple(v is None for v in values)
+        execute = service.session.execute
+        rows: list = []
+        n = limit + 1
+        for stmt in self._statements(state):
+            need = n - len(rows)
+            if need <= 0:
+                break
+            params["_limit"] = need
+            rows.extend(execute(stmt, params).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        table_key = self.table.key
+        keys, positions, converters = self.keys_, self.positions, self.converters
+        id_pos, version_pos, deleted_pos = self.id_pos, self.version_pos, self.deleted_pos
+        records = []
+        for row in rows:
+            values = dict(zip(keys, [row[i] for i in positions], strict=True))
+            for k, conv, f in converters:
+                values[k] = conv(f, values[k])
+            records.append(
+                Record(table_key, row[id_pos], row[version_pos], values, row[deleted_pos])
+            )
+        if self.many and records:
+            service._load_links(self.table, records, self.many)
+        next_cursor = None
+        if more and rows:
+            last = rows[-1]
+            next_cursor = encode_cursor(
+                signature, [*(last[i] for i in self.sort_pos), last[id_pos]]
+            )
+        return Page(records, next_cursor)
 
 
 BUSY = ("database is locked", "deadlock detected")  # SQLite's stale snapshot, PG deadlocks
