@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import formula as F
@@ -26,6 +27,7 @@ from ..formula import ast as A
 from ..formula import types as ft
 from .actor import Actor
 from .errors import ConflictError, CubebaseError, NotFound
+from .models import Role
 
 if TYPE_CHECKING:
     from .records import RecordsService
@@ -186,6 +188,22 @@ class FormulaRuntime:
         self.fs = self.schema.formula_schema()
         self._checked = self.schema.formula_cache
         self._user: dict[str, Any] | None = None
+        self._roles: frozenset[str] | None = None
+
+    def role_names(self) -> frozenset[str]:
+        """The actor's roles by key and by label, so ``HAS_ROLE("Sales Manager")``
+        and ``HAS_ROLE("sales_manager")`` both work."""
+        if self._roles is None:
+            keys = self.service.actor.roles
+            labels = (
+                self.service.session.scalars(
+                    sa.select(Role.label).where(Role.key.in_(sorted(keys)))
+                ).all()
+                if keys
+                else []
+            )
+            self._roles = frozenset(keys) | frozenset(labels)
+        return self._roles
 
     def now(self) -> datetime:
         """NOW() for the statement being built: taken afresh for each, so a
@@ -215,7 +233,7 @@ class FormulaRuntime:
             now=(now := self.now()),
             today=now.date(),
             user_id=actor.user_id,
-            user_roles=actor.roles,
+            user_roles=self.role_names(),
             row_scope=user_scope,
             joins=joins,
         )
@@ -259,7 +277,7 @@ class FormulaRuntime:
         return F.EvalContext(
             resolver=ServiceResolver(self.service),
             user=self.user_record(),
-            user_roles=self.service.actor.roles,
+            user_roles=self.role_names(),
             now=(now := self.now()),
             today=now.date(),
         )
