@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -93,6 +94,14 @@ class FieldType:
 
     def from_db(self, field: Field, value: Any) -> Any:
         return value
+
+    def reader(self, field: Field) -> Callable[[Any], Any] | None:
+        """``from_db`` of one field as a function of the value, worked out once for
+        the many rows of a list; None when the database value is the Python value."""
+        if type(self).from_db is FieldType.from_db:
+            return None
+        from_db = self.from_db
+        return lambda value: from_db(field, value)
 
     def to_json(self, field: Field, value: Any) -> Any:
         return value
@@ -269,6 +278,20 @@ class NumberType(FieldType):
             if p is not None
             else d.normalize()
         )
+
+    def reader(self, field: Field) -> Callable[[Any], Any] | None:
+        p = self.precision(field)
+        if p is None or type(self).from_db is not NumberType.from_db:
+            return super().reader(field)
+        quantum = Decimal(1).scaleb(-p)
+
+        def read(value: Any) -> Any:  # from_db with the quantum worked out once
+            if value is None:
+                return None
+            d = value if isinstance(value, Decimal) else Decimal(str(value))
+            return d.quantize(quantum, rounding=ROUND_HALF_UP)
+
+        return read
 
     def to_json(self, field: Field, value: Any) -> Any:
         return None if value is None else _decimal_text(value)

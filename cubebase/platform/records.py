@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from .actor import Actor
 from .errors import BadRequest, ConflictError, FieldProblem, NotFound, ValidationError
-from .fieldtypes import ConversionError, FieldType
+from .fieldtypes import ConversionError
 from .formulas import FormulaRuntime, context_uses
 from .listing import (
     Condition,
@@ -1056,9 +1056,7 @@ class _PageTemplate:
         self.keys_ = [k for k, _, _ in reader]
         self.positions = [pos[c] for _, c, _ in reader]
         self.converters = [
-            (k, ftype.from_db, table.fields[k])
-            for k, _, ftype in reader
-            if type(ftype).from_db is not FieldType.from_db
+            (k, read) for k, _, ftype in reader if (read := ftype.reader(table.fields[k]))
         ]
         self.id_pos, self.version_pos, self.deleted_pos = (
             pos["id"],
@@ -1122,8 +1120,8 @@ class _PageTemplate:
         records = []
         for row in rows:
             values = dict(zip(keys, [row[i] for i in positions], strict=True))
-            for k, conv, f in converters:
-                values[k] = conv(f, values[k])
+            for k, read in converters:
+                values[k] = read(values[k])
             records.append(
                 Record(table_key, row[id_pos], row[version_pos], values, row[deleted_pos])
             )
