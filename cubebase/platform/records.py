@@ -10,6 +10,8 @@ and the caller's transaction stays usable.
 
 from __future__ import annotations
 
+import json
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +44,16 @@ from .schema import Field, Table
 
 MAX_PAGE = 1000
 BULK_CHUNK = 2000
+COPY_MIN_ROWS = 100  # PostgreSQL: from this many rows, COPY beats a pipelined executemany
+HISTORY_COLUMNS = (
+    "table_id",
+    "record_id",
+    "version",
+    "action",
+    "changed_at",
+    "changed_by",
+    "changes",
+)
 
 
 @dataclass(frozen=True)
@@ -538,20 +550,12 @@ class RecordsService:
                 self.platform.hooks.run_before(self, table, None, None, values)
             ids = self._insert_rows(table, db_rows)
             self._write_many_links(table, ids, prepared, replace=False)
-            self.session.execute(
-                sa.insert(HistoryEntry.__table__),
+            changes = self._created_changes
+            self._insert_history(
                 [
-                    {
-                        "table_id": table.id,
-                        "record_id": rid,
-                        "version": 1,
-                        "action": "create",
-                        "changed_at": now,
-                        "changed_by": user,
-                        "changes": self._changes(table, {}, values),
-                    }
+                    (table.id, rid, 1, "create", now, user, changes(table, values))
                     for rid, values in zip(ids, prepared, strict=True)
-                ],
+                ]
             )
             self.session.flush()
             for rid, values in zip(ids, prepared, strict=True):
@@ -562,9 +566,9 @@ class RecordsService:
         """Insert rows, returning their new ids in the order of ``db_rows``."""
         t = table.sql
         if self.platform.dialect == "postgresql" and db_rows:
-            # Take the ids from the table's sequence first, then insert with a plain
-            # executemany: psycopg pipelines it, several times faster than a RETURNING
-            # insert, whose huge multi-row VALUES statements psycopg parses anew each time.
+            # Take the ids from the table's sequence first, then insert without
+            # RETURNING: COPY for a batch, a pipelined executemany for a few rows
+            # (RETURNING made psycopg parse huge multi-row VALUES statements anew).
             seq = sa.func.pg_get_serial_sequence(t.name, "id")
             ids = sorted(
                 self.session.scalars(
@@ -575,12 +579,66 @@ class RecordsService:
             )
             for row, rid in zip(db_rows, ids, strict=True):
                 row["id"] = rid
+            if len(db_rows) >= COPY_MIN_ROWS:
+                columns = list(db_rows[0])  # every row has the same keys, in one order
+                json_columns = self._plan(table).json_columns
+                self._copy(t.name, columns, _copy_tuples(db_rows, columns, json_columns))
+            else:
+                self.session.execute(sa.insert(t), db_rows)
+            return ids
+        if len(db_rows) > 1:
+            # SQLite gives a new row max(id) + 1 (the tables have no AUTOINCREMENT):
+            # take the same ids ourselves and insert without RETURNING, which SQLite
+            # would run one row at a time. Correct under concurrency: the read below
+            # either runs under this transaction's write lock (a write session, or
+            # after an earlier write) or starts its snapshot, and SQLite refuses a
+            # write from a snapshot that another writer has moved past.
+            start = (self.session.scalar(sa.select(sa.func.max(t.c.id))) or 0) + 1
+            ids = list(range(start, start + len(db_rows)))
+            for row, rid in zip(db_rows, ids, strict=True):
+                row["id"] = rid
             self.session.execute(sa.insert(t), db_rows)
             return ids
         result = self.session.execute(
             sa.insert(t).returning(t.c.id, sort_by_parameter_order=True), db_rows
         )
         return [r[0] for r in result]
+
+    def _insert_history(self, rows: list[tuple]) -> None:
+        """History rows given as tuples in the order of ``HISTORY_COLUMNS``."""
+        if self.platform.dialect == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+            self._copy(
+                HistoryEntry.__tablename__,
+                HISTORY_COLUMNS,
+                ((*r[:-1], json.dumps(r[-1])) for r in rows),
+            )
+            return
+        self.session.execute(
+            sa.insert(HistoryEntry.__table__),
+            [dict(zip(HISTORY_COLUMNS, r, strict=True)) for r in rows],
+        )
+
+    def _copy(self, table_name: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+        """``COPY table (columns) FROM STDIN`` on the session's own connection, inside
+        its transaction and savepoint; psycopg's adapters write each value as text
+        (JSON columns come as JSON text already). Errors come back as SQLAlchemy's,
+        so ``_IntegrityGuard`` reports a unique value lost in a race per field."""
+        import psycopg
+        from psycopg import sql
+
+        dbapi = self.session.connection().connection.driver_connection
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table_name), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        try:
+            with dbapi.cursor() as cursor, cursor.copy(stmt) as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+        except psycopg.Error as exc:
+            raise sa.exc.DBAPIError.instance(
+                stmt.as_string(dbapi), None, exc, psycopg.Error
+            ) from exc
 
     def update(
         self,
@@ -928,6 +986,18 @@ class RecordsService:
                 if pairs:
                     self.session.execute(sa.insert(j), pairs)
 
+    def _created_changes(self, table: Table, values: Mapping[str, Any]) -> dict:
+        """``_changes(table, {}, values)``: every value of a new record that is not blank."""
+        out = {}
+        history = self._plan(table).history
+        for k, v in values.items():
+            if v is None:
+                continue
+            f, ftype, field_id = history[k]
+            if not ftype.is_blank(v):
+                out[field_id] = [None, ftype.to_json(f, v)]
+        return out
+
     def _changes(self, table: Table, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
         out = {}
         history = self._plan(table).history
@@ -1003,6 +1073,12 @@ class _TablePlan:
             if f.column_name is not None and not f.ftype.system_column
         ]
         self.history = {f.key: (f, f.ftype, str(f.id)) for f in fields}
+        # columns written as JSON text by COPY (multi-select, file)
+        self.json_columns = frozenset(
+            column
+            for _, _, column, _ in self.columns
+            if isinstance(table.sql.c[column].type, sa.JSON)
+        )
         self.read = [
             (f, f.ftype, f.column_name) for f in table.data_fields() if f.column_name is not None
         ]
@@ -1197,6 +1273,24 @@ class _null_context:
 
     def __exit__(self, *exc):
         return False
+
+
+def _copy_tuples(
+    rows: list[dict[str, Any]], columns: list[str], json_columns: frozenset[str]
+) -> Iterable[Sequence]:
+    """Rows (dicts) as sequences in ``columns`` order, JSON columns as JSON text."""
+    get = operator.itemgetter(*columns)
+    at = [i for i, c in enumerate(columns) if c in json_columns]
+    if not at:
+        return map(get, rows)
+    return (_json_at(list(get(r)), at) for r in rows)
+
+
+def _json_at(values: list, at: list[int]) -> list:
+    for i in at:
+        if values[i] is not None:
+            values[i] = json.dumps(values[i])
+    return values
 
 
 def _as_list(v: Any) -> list:
