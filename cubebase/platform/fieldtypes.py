@@ -179,7 +179,7 @@ class PhoneType(TextType):
         if value is None:
             return None
         value = value.strip()
-        if not self.pattern.match(value) or sum(c.isdigit() for c in value) < 3:
+        if not self.pattern.match(value) or sum(map(str.isdigit, value)) < 3:
             raise ConversionError(f"`{_clip(value)}` is not a phone number")
         return value
 
@@ -245,14 +245,11 @@ class NumberType(FieldType):
             raise ConversionError("must be a finite number")
         p = self.precision(field)
         scale = 10 if p is None else p
-        too_large = ConversionError(
-            f"is too large (at most {NUMBER_DIGITS - scale} digits before the point)"
-        )
         if d and d.adjusted() >= NUMBER_DIGITS - scale:
-            raise too_large  # checked first: rounding 1e100 to the scale would overflow
-        d = d.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+            raise _too_large(scale)  # checked first: rounding 1e100 to the scale would overflow
+        d = d.quantize(_quantum(scale), rounding=ROUND_HALF_UP)
         if d and d.adjusted() >= NUMBER_DIGITS - scale:
-            raise too_large
+            raise _too_large(scale)
         if not d:
             d = d.copy_abs()  # -0.000 is 0.000 (the databases drop the sign)
         return d.normalize() if p is None else d
@@ -724,6 +721,21 @@ def _record_id(value: Any) -> int | None:
     if not isinstance(value, int) or value <= 0 or value >= 2**63:
         raise ConversionError(f"expected a record id, got {_describe(value)}")
     return value
+
+
+_QUANTA = {scale: Decimal(1).scaleb(-scale) for scale in range(11)}
+
+
+def _quantum(scale: int) -> Decimal:
+    """``Decimal(1).scaleb(-scale)``, made once per scale (0 to 10)."""
+    q = _QUANTA.get(scale)
+    return q if q is not None else Decimal(1).scaleb(-scale)
+
+
+def _too_large(scale: int) -> ConversionError:
+    return ConversionError(
+        f"is too large (at most {NUMBER_DIGITS - scale} digits before the point)"
+    )
 
 
 def _decimal_text(d: Decimal) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from .actor import Actor
 from .errors import BadRequest, ConflictError, FieldProblem, NotFound, ValidationError
-from .fieldtypes import ConversionError
+from .fieldtypes import ConversionError, FieldType
 from .formulas import FormulaRuntime, context_uses
 from .listing import (
     Condition,
@@ -530,18 +530,20 @@ class RecordsService:
             raise ValidationError(problems)
         now = datetime.now(UTC)
         user = self.actor.user_id
-        columns = self._plan(table).columns
+        columns = self._plan(table).to_db
+        system = {
+            "version": 1,
+            "created_at": now,
+            "created_by": user,
+            "updated_at": now,
+            "updated_by": user,
+        }
         db_rows = []
         for values in prepared:
-            row: dict[str, Any] = {
-                "version": 1,
-                "created_at": now,
-                "created_by": user,
-                "updated_at": now,
-                "updated_by": user,
-            }
-            for f, ftype, column, _autonumber in columns:
-                row[column] = ftype.to_db(f, values.get(f.key))
+            row: dict[str, Any] = system.copy()
+            get = values.get
+            for f, key, column, to_db in columns:
+                row[column] = get(key) if to_db is None else to_db(f, get(key))
             db_rows.append(row)
         ctx = self.session.begin_nested() if savepoint else _null_context()
         with ctx, self._integrity(table, single):
@@ -807,17 +809,25 @@ class RecordsService:
         problems: list[FieldProblem] = []
         out: dict[str, Any] = {}
         plan = self._plan(table)
+        convert = plan.convert
+        dialect = self.platform.dialect
         for key, raw in values.items():
-            f = table.fields.get(key) if isinstance(key, str) else None
-            if f is None:
-                problems.append(FieldProblem(str(key), f"table `{table.key}` has no field `{key}`"))
+            c = convert.get(key) if isinstance(key, str) else None
+            if c is None:
+                if isinstance(key, str) and key in table.fields:
+                    problems.append(
+                        FieldProblem(key, "is calculated automatically and cannot be set")
+                    )
+                else:
+                    problems.append(
+                        FieldProblem(str(key), f"table `{table.key}` has no field `{key}`")
+                    )
                 continue
-            if key not in plan.writable:
-                problems.append(FieldProblem(key, "is calculated automatically and cannot be set"))
-                continue
+            f, to_python, check_storable = c
             try:
-                out[key] = f.ftype.to_python(f, raw)
-                f.ftype.check_storable(f, out[key], self.platform.dialect)
+                value = out[key] = to_python(f, raw)
+                if check_storable is not None:
+                    check_storable(f, value, dialect)
             except ConversionError as exc:
                 problems.append(FieldProblem(key, str(exc)))
         # defaults run only on valid input; until then a field with one is not missing
@@ -989,13 +999,14 @@ class RecordsService:
     def _created_changes(self, table: Table, values: Mapping[str, Any]) -> dict:
         """``_changes(table, {}, values)``: every value of a new record that is not blank."""
         out = {}
-        history = self._plan(table).history
+        created = self._plan(table).created
         for k, v in values.items():
             if v is None:
                 continue
-            f, ftype, field_id = history[k]
-            if not ftype.is_blank(v):
-                out[field_id] = [None, ftype.to_json(f, v)]
+            f, field_id, to_json, is_blank = created[k]
+            if v == "" or v == [] if is_blank is None else is_blank(v):
+                continue
+            out[field_id] = [None, v if to_json is None else to_json(f, v)]
         return out
 
     def _changes(self, table: Table, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
@@ -1073,6 +1084,25 @@ class _TablePlan:
             if f.column_name is not None and not f.ftype.system_column
         ]
         self.history = {f.key: (f, f.ftype, str(f.id)) for f in fields}
+        # the write loops' hot paths: bound methods, and None where a type keeps
+        # the base class's no-op (check_storable) or identity (to_db, to_json)
+        self.convert = {
+            f.key: (f, f.ftype.to_python, _overridden(f.ftype, "check_storable"))
+            for f in fields
+            if f.writable
+        }
+        self.to_db = [
+            (f, f.key, column, _overridden(ftype, "to_db")) for f, ftype, column, _ in self.columns
+        ]
+        self.created = {
+            f.key: (
+                f,
+                str(f.id),
+                _overridden(f.ftype, "to_json"),
+                _overridden(f.ftype, "is_blank"),
+            )
+            for f in fields
+        }
         # columns written as JSON text by COPY (multi-select, file)
         self.json_columns = frozenset(
             column
@@ -1273,6 +1303,13 @@ class _null_context:
 
     def __exit__(self, *exc):
         return False
+
+
+def _overridden(ftype: FieldType, method: str) -> Callable | None:
+    """``ftype``'s bound ``method``, or None where it is the base class's."""
+    if getattr(type(ftype), method) is getattr(FieldType, method):
+        return None
+    return getattr(ftype, method)
 
 
 def _copy_tuples(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,11 @@ USERS = "users"
 
 @dataclass(eq=False)
 class Field:
+    """A field of a table at one schema version. ``ftype``, ``column_name``,
+    ``link_kind`` and ``writable`` are worked out on first use and kept: a field's
+    type and settings do not change within a snapshot (a changed field is a new one,
+    e.g. ``dataclasses.replace``)."""
+
     id: int
     table_id: int
     table_key: str
@@ -45,11 +51,11 @@ class Field:
     target_key: str | None = None  # links and users: the target table's key
     timezone: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
-    @property
+    @cached_property
     def ftype(self) -> FieldType:
         return get_type(self.type)
 
-    @property
+    @cached_property
     def column_name(self) -> str | None:
         t = self.ftype
         if t.system_column:
@@ -58,12 +64,12 @@ class Field:
             return None
         return f"f_{self.id}"
 
-    @property
+    @cached_property
     def link_kind(self) -> str | None:
         t = self.ftype
         return t.kind(self) if isinstance(t, LinkType) else None
 
-    @property
+    @cached_property
     def writable(self) -> bool:
         return self.ftype.writable and self.link_kind not in ("reverse", "reverse_many")
 
