@@ -1071,7 +1071,7 @@ class RecordsService:
 
 class _TablePlan:
     """What the per-row loops need to know about a table's fields, worked out once
-    per table and service (``Field``'s properties recompute it on every access)."""
+    per table and service: tuples and bound methods instead of attribute lookups."""
 
     def __init__(self, table: Table):
         self.table = table
