@@ -742,6 +742,7 @@ def run(args: argparse.Namespace) -> dict:
     results: dict[str, Any] = {
         "db": args.db,
         "seed": args.seed,
+        "old_aggregates": args.old_aggregates,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_at_start": _load(),
     }
@@ -860,7 +861,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="a smoke run: 10,000 customers")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument("--profile", choices=["page", "aggregate", "interpreter"])
+    ap.add_argument(
+        "--old-aggregates",
+        action="store_true",
+        help="for comparison: filters and sorts by aggregates compiled as before 07c1519 "
+        "(correlated subqueries, and formula sorts read in two segments)",
+    )
     args = ap.parse_args(argv)
+    if args.old_aggregates:
+        from cubebase.formula.to_sql import SqlCompiler
+        from cubebase.platform import records
+
+        SqlCompiler._groupable = lambda self, n, outer: False  # type: ignore[method-assign]
+        records._computed = lambda key: False
     if args.quick:
         args.customers = args.customers or 10_000
         args.deals = args.deals or args.customers * 10
@@ -871,7 +884,8 @@ def main(argv: list[str] | None = None) -> None:
     results = run(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"formulas-{args.db}-{args.customers}-{stamp}.json"
+    old = "-old-aggregates" if args.old_aggregates else ""
+    path = RESULTS / f"formulas-{args.db}-{args.customers}{old}-{stamp}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
     print()
     print(summary(results))
