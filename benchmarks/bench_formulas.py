@@ -790,7 +790,8 @@ def run(args: argparse.Namespace) -> dict:
                 )
             if profiler:
                 profiler.disable()
-                _dump_profile(profiler, args, f"formulas-{part}")
+                where = argparse.Namespace(db=args.db, rows=args.customers)
+                _dump_profile(profiler, where, f"formulas-{part}")
             r["load_average_after"] = _load()
             results[part] = r
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
