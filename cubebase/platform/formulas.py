@@ -179,6 +179,19 @@ def context_uses(checked: F.CheckedFormula) -> frozenset[str]:
     return uses
 
 
+def live_rows(user_scope=None):
+    """The scope of every other table a formula reads in SQL: records in the trash
+    never count (as the interpreter, which reads through the records service,
+    never sees them), and a user's own formulas see only what the user may read."""
+
+    def scope(info, alias):
+        live = alias.c.deleted_at.is_(None)
+        extra = user_scope(info, alias) if user_scope is not None else None
+        return live if extra is None else sa.and_(live, extra)
+
+    return scope
+
+
 class FormulaRuntime:
     """Compiles and evaluates formulas for one records service (one actor)."""
 
@@ -234,7 +247,7 @@ class FormulaRuntime:
             today=now.date(),
             user_id=actor.user_id,
             user_roles=self.role_names(),
-            row_scope=user_scope,
+            row_scope=live_rows(user_scope),
             joins=joins,
         )
 

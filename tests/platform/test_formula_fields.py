@@ -214,3 +214,19 @@ def test_preview_computes_formula_fields_of_an_unsaved_record(svc):
     assert saved["label"] == "Acme (North)"
     assert svc.preview("deals", {"amount": "not a number"})["commission"] is None
     assert svc.count("deals") == 3
+
+
+def test_records_in_the_trash_never_count_in_formulas(svc):
+    acme, _ = _seed(svc)
+    big = svc.list("deals", where=FormulaFilter("amount = 200000")).records[0]
+    svc.delete("deals", big.id)
+    got = svc.get("customers", acme.id)
+    assert got.values["won_total"] == Decimal("1000")
+    assert got.values["deal_count"] == 1
+    assert Decimal(svc.preview("customers", {}, record_id=acme.id)["won_total"]) == 1000
+    assert svc.count("customers", where=FormulaFilter("won_total > 100000")) == 0
+    page = svc.list("customers", sort="-won_total", where=FormulaFilter("deal_count >= 1"))
+    assert [r.values["won_total"] for r in page.records] == [Decimal("1000"), Decimal("0")]
+    north = svc.get("regions", got.values["region"])
+    svc.delete("regions", north.id)
+    assert svc.get("customers", acme.id).values["label"] == "Acme ()"
