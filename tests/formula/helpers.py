@@ -244,6 +244,13 @@ class World:
         with engine.connect() as conn:
             return {r[0]: list(r[1:]) for r in conn.execute(q)}
 
+    def sql_size(self, engine, formula: str, table="customers", **kw) -> int:
+        """Length of the SQL a formula compiles to (the differential test skips
+        generated formulas whose SQL explodes; see the stop note of session 1)."""
+        ctx = self.sql_context(engine, table, **kw)
+        expr = compile_value(check(formula, self, table), ctx)
+        return len(str(expr.compile(dialect=engine.dialect)))
+
     def sql_where(self, engine, formula: str, table="customers", **kw) -> list[int]:
         ctx = self.sql_context(engine, table, **kw)
         info = self.tables[table]
