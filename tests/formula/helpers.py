@@ -8,6 +8,7 @@ interpreter over the very rows it inserts, so both back ends see the same data.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -50,7 +51,9 @@ class World:
         fid = self._next_field
         self._next_field += 1
         column = f"f_{fid}" if storage in ("column", "json_list") else None
-        return FieldInfo(id=fid, key=key, label=label, type=ftype, storage=storage, column=column, **kw)
+        return FieldInfo(
+            id=fid, key=key, label=label, type=ftype, storage=storage, column=column, **kw
+        )
 
     def _table(self, tid, key, label, fields, parent_field=None) -> TableInfo:
         cols = [sa.Column("id", sa.Integer, primary_key=True, autoincrement=False)]
@@ -75,7 +78,10 @@ class World:
             parent_field="parent",
         )
         self.junction = sa.Table(
-            "t_team", self.md, sa.Column("customer_id", sa.Integer), sa.Column("user_id", sa.Integer)
+            "t_team",
+            self.md,
+            sa.Column("customer_id", sa.Integer),
+            sa.Column("user_id", sa.Integer),
         )
         self._table(
             2,
@@ -87,9 +93,18 @@ class World:
                 f("region", "Region", record_of("regions")),
                 f("regions", "Regions", list_of(TEXT), "json_list"),
                 f("level", "Level", NUMBER),
-                f("accounts", "Accounts", list_of(record_of("customers")), "junction",
-                  link=LinkInfo("customers", junction=self.junction, source_column="user_id",
-                                target_column="customer_id")),
+                f(
+                    "accounts",
+                    "Accounts",
+                    list_of(record_of("customers")),
+                    "junction",
+                    link=LinkInfo(
+                        "customers",
+                        junction=self.junction,
+                        source_column="user_id",
+                        target_column="customer_id",
+                    ),
+                ),
             ],
         )
         self._table(
@@ -108,13 +123,32 @@ class World:
                 f("since", "Customer Since", DATE),
                 f("last_seen", "Last Seen", DATETIME),
                 f("tags", "Tags", list_of(TEXT), "json_list"),
-                f("deals", "Deals", list_of(record_of("deals")), "reverse",
-                  link=LinkInfo("deals", target_field="customer")),
-                f("team", "Team", list_of(USER), "junction",
-                  link=LinkInfo("users", junction=self.junction, source_column="customer_id",
-                                target_column="user_id")),
-                f("won_total", "Won Total", NUMBER, "formula",
-                  formula='SUMIF(deals.amount, deals.stage = "won")'),
+                f(
+                    "deals",
+                    "Deals",
+                    list_of(record_of("deals")),
+                    "reverse",
+                    link=LinkInfo("deals", target_field="customer"),
+                ),
+                f(
+                    "team",
+                    "Team",
+                    list_of(USER),
+                    "junction",
+                    link=LinkInfo(
+                        "users",
+                        junction=self.junction,
+                        source_column="customer_id",
+                        target_column="user_id",
+                    ),
+                ),
+                f(
+                    "won_total",
+                    "Won Total",
+                    NUMBER,
+                    "formula",
+                    formula='SUMIF(deals.amount, deals.stage = "won")',
+                ),
                 f("big", "Big Customer", BOOLEAN, "formula", formula="won_total > 1000"),
                 f("order", "Order", NUMBER),  # a key that is not a plain name in display
             ],
@@ -129,8 +163,13 @@ class World:
                 f("stage", "Stage", TEXT),
                 f("closed_on", "Closed On", DATE),
                 f("closed", "Closed", BOOLEAN),
-                f("commission", "Commission", NUMBER, "formula",
-                  formula="IF(amount >= 100000, amount * 0.05, amount * 0.03)"),
+                f(
+                    "commission",
+                    "Commission",
+                    NUMBER,
+                    "formula",
+                    formula="IF(amount >= 100000, amount * 0.05, amount * 0.03)",
+                ),
             ],
         )
         # the stored form of the formula fields uses ids, like the platform stores them
@@ -169,7 +208,9 @@ class World:
             for a, b in self.junction_rows
             if (a if f.link.source_column == "customer_id" else b) == record_id
         ]
-        return [{"id": i, **self.rows[target][i]} for i in sorted(set(ids)) if i in self.rows[target]]
+        return [
+            {"id": i, **self.rows[target][i]} for i in sorted(set(ids)) if i in self.rows[target]
+        ]
 
     def is_under(self, table: str, node_id: int, ancestor_id: int) -> bool:
         parent = self.tables[table].parent_field
@@ -233,13 +274,17 @@ class World:
 
     def eval_context(self, user_id=1, roles=("Sales",)) -> EvalContext:
         user = self.get("users", user_id) if user_id is not None else None
-        return EvalContext(resolver=self, user=user, user_roles=frozenset(roles), now=NOW, today=TODAY)
+        return EvalContext(
+            resolver=self, user=user, user_roles=frozenset(roles), now=NOW, today=TODAY
+        )
 
     def sql_values(self, engine, formulas: list[str], table="customers", **kw) -> dict[int, list]:
         """{id: [value of each formula]} computed by the database in one SELECT."""
         ctx = self.sql_context(engine, table, **kw)
         info = self.tables[table]
-        cols = [compile_value(check(f, self, table), ctx).label(f"v{i}") for i, f in enumerate(formulas)]
+        cols = [
+            compile_value(check(f, self, table), ctx).label(f"v{i}") for i, f in enumerate(formulas)
+        ]
         q = sa.select(info.sql.c.id, *cols).order_by(info.sql.c.id)
         with engine.connect() as conn:
             return {r[0]: list(r[1:]) for r in conn.execute(q)}
@@ -289,20 +334,116 @@ def seed_basic(w: World) -> None:
     w.add("regions", 3, name="China", parent=2)
     w.add("regions", 4, name="Guangzhou", parent=3)
     w.add("regions", 5, name="Europe", parent=1)
-    w.add("users", 1, email="ann@example.com", name="Ann", region=2, regions=["North", "East"], level=Decimal(3))
+    w.add(
+        "users",
+        1,
+        email="ann@example.com",
+        name="Ann",
+        region=2,
+        regions=["North", "East"],
+        level=Decimal(3),
+    )
     w.add("users", 2, email="bob@example.com", name="Bob", region=5, regions=[], level=None)
-    w.add("customers", 1, name="Acme Ltd", email="info@acme.test", stage="customer", region=4,
-          account_manager=1, score=Decimal("12.5"), rate=Decimal("0.05"), active=True,
-          since=date(2024, 1, 31), last_seen=datetime(2026, 3, 1, 8, 0, 0),
-          tags=["North", "vip"], order=Decimal(1))
-    w.add("customers", 2, name="Beta", email=None, stage="lead", region=5, account_manager=2,
-          score=Decimal("-3"), rate=None, active=False, since=date(2025, 12, 15),
-          last_seen=None, tags=[], order=None)
-    w.add("customers", 3, name=None, email="", stage=None, region=None, account_manager=None,
-          score=None, rate=Decimal(0), active=None, since=None, last_seen=None, tags=None, order=None)
-    w.add("deals", 1, customer=1, amount=Decimal("1000.50"), stage="won", closed_on=date(2026, 3, 2), closed=True)
-    w.add("deals", 2, customer=1, amount=Decimal("250"), stage="won", closed_on=date(2026, 1, 10), closed=False)
-    w.add("deals", 3, customer=1, amount=Decimal("99.99"), stage="lost", closed_on=None, closed=None)
-    w.add("deals", 4, customer=2, amount=Decimal("120000"), stage="proposal", closed_on=None, closed=False)
-    w.add("deals", 5, customer=2, amount=None, stage="won", closed_on=date(2026, 3, 20), closed=True)
+    w.add(
+        "customers",
+        1,
+        name="Acme Ltd",
+        email="info@acme.test",
+        stage="customer",
+        region=4,
+        account_manager=1,
+        score=Decimal("12.5"),
+        rate=Decimal("0.05"),
+        active=True,
+        since=date(2024, 1, 31),
+        last_seen=datetime(2026, 3, 1, 8, 0, 0),
+        tags=["North", "vip"],
+        order=Decimal(1),
+    )
+    w.add(
+        "customers",
+        2,
+        name="Beta",
+        email=None,
+        stage="lead",
+        region=5,
+        account_manager=2,
+        score=Decimal("-3"),
+        rate=None,
+        active=False,
+        since=date(2025, 12, 15),
+        last_seen=None,
+        tags=[],
+        order=None,
+    )
+    w.add(
+        "customers",
+        3,
+        name=None,
+        email="",
+        stage=None,
+        region=None,
+        account_manager=None,
+        score=None,
+        rate=Decimal(0),
+        active=None,
+        since=None,
+        last_seen=None,
+        tags=None,
+        order=None,
+    )
+    w.add(
+        "deals",
+        1,
+        customer=1,
+        amount=Decimal("1000.50"),
+        stage="won",
+        closed_on=date(2026, 3, 2),
+        closed=True,
+    )
+    w.add(
+        "deals",
+        2,
+        customer=1,
+        amount=Decimal("250"),
+        stage="won",
+        closed_on=date(2026, 1, 10),
+        closed=False,
+    )
+    w.add(
+        "deals", 3, customer=1, amount=Decimal("99.99"), stage="lost", closed_on=None, closed=None
+    )
+    w.add(
+        "deals",
+        4,
+        customer=2,
+        amount=Decimal("120000"),
+        stage="proposal",
+        closed_on=None,
+        closed=False,
+    )
+    w.add(
+        "deals", 5, customer=2, amount=None, stage="won", closed_on=date(2026, 3, 20), closed=True
+    )
     w.junction_rows.extend([(1, 1), (1, 2), (2, 2)])
+
+
+@contextmanager
+def parser_calls():
+    """Record the sizes the lark parser is asked to parse while the block runs,
+    to show that input over the limits never reaches it."""
+    from cubebase.formula import parser
+
+    sizes: list[int] = []
+    real = parser._PARSER
+
+    class Counting:
+        def parse(self, text, *args, **kwargs):
+            sizes.append(len(text))
+            return real.parse(text, *args, **kwargs)
+
+    parser._PARSER = Counting()
+    try:
+        yield sizes
+    finally:
+        parser._PARSER = real

@@ -7,12 +7,19 @@ import pytest
 from cubebase.formula import FormulaError, check, check_result
 from cubebase.formula.types import BOOLEAN, NUMBER
 
+from .helpers import parser_calls
+
 MESSAGES = [
     ("amout + 1", "unknown field `amout` — did you mean `amount`?", 1, 1),
     ("{Deal Amout} * 2", "unknown field `{Deal Amout}` — did you mean `{Deal Amount}`?", 1, 1),
     ("customer.regoin.name", "unknown field `regoin` in Customers — did you mean `region`?", 1, 10),
-    ('amount + "x"', '`amount + "x"`: cannot add Number and Text — use & to join texts, '
-     "or VALUE(text) to read a number", 1, 1),
+    (
+        'amount + "x"',
+        '`amount + "x"`: cannot add Number and Text — use & to join texts, '
+        "or VALUE(text) to read a number",
+        1,
+        1,
+    ),
     ('amount = "5"', '`amount = "5"`: cannot compare Number and Text', 1, 8),
     ("ROUND(amount * 0.05, 2", "missing closing parenthesis for this `(`", 1, 6),
     ("IF(amount > 1, 2, 3))", "unexpected `)`: there is no `(` to close here", 1, 21),
@@ -24,18 +31,41 @@ MESSAGES = [
     ("ROUNDD(1)", "unknown function `ROUNDD` — did you mean `ROUND`?", 1, 1),
     ("ROUND(1, 2, 3)", "ROUND takes 1 to 2 arguments, got 3: ROUND(number, [digits])", 1, 1),
     ("IF(amount, 1, 2)", "IF (argument 1) expects a condition (TRUE/FALSE), got Number", 1, 4),
-    ('IF(stage = "won", 1, "x")', "IF: all results must have the same type, got Number and Text", 1, 22),
-    ('DATEADD(closed_on, 1, "fortnights")',
-     'DATEADD\'s unit must be one of "days", "weeks", "months", "years", written as text', 1, 23),
-    ("SUM(amount)", "SUM needs a one-to-many or many-to-many link of this table, "
-     "e.g. SUM(deals.amount)", 1, 5),
+    (
+        'IF(stage = "won", 1, "x")',
+        "IF: all results must have the same type, got Number and Text",
+        1,
+        22,
+    ),
+    (
+        'DATEADD(closed_on, 1, "fortnights")',
+        'DATEADD\'s unit must be one of "days", "weeks", "months", "years", written as text',
+        1,
+        23,
+    ),
+    (
+        "SUM(amount)",
+        "SUM needs a one-to-many or many-to-many link of this table, e.g. SUM(deals.amount)",
+        1,
+        5,
+    ),
     ("stage.name", "`stage` is a Text, not a link: it has no fields", 1, 7),
     ("LEN(amount)", "LEN (argument 1) expects a Text, got Number", 1, 5),
-    ("closed_on + 1", '`closed_on + 1`: cannot add Date and Number — use DATEADD(date, n, "days") '
-     'or DATEDIFF(a, b, "days")', 1, 1),
+    (
+        "closed_on + 1",
+        '`closed_on + 1`: cannot add Date and Number — use DATEADD(date, n, "days") '
+        'or DATEDIFF(a, b, "days")',
+        1,
+        1,
+    ),
     ("x # 3", "unexpected character `#`", 1, 3),
     ("", "the formula is empty", 1, 1),
-    ("IF(,1)", "unexpected `,`: a value is missing before it (commas separate function arguments)", 1, 4),
+    (
+        "IF(,1)",
+        "unexpected `,`: a value is missing before it (commas separate function arguments)",
+        1,
+        4,
+    ),
     ("{#999}", "field #999 no longer exists", 1, 1),
     ("amount\n  + stagee", "unknown field `stagee` — did you mean `stage`?", 2, 5),
 ]
@@ -90,26 +120,10 @@ def test_unknown_table(world):
     assert result["errors"][0]["message"] == "unknown table `nope`"
 
 
-def _parse_calls(monkeypatch) -> list[int]:
-    """Record the sizes the lark parser is asked to parse."""
-    from cubebase.formula import parser
-
-    sizes: list[int] = []
-    real = parser._PARSER
-
-    class Counting:
-        def parse(self, text, *args, **kwargs):
-            sizes.append(len(text))
-            return real.parse(text, *args, **kwargs)
-
-    monkeypatch.setattr(parser, "_PARSER", Counting())
-    return sizes
-
-
-def test_too_long_is_refused_before_parsing(world, monkeypatch):
+def test_too_long_is_refused_before_parsing(world):
     src = "1+" * 50_000 + "1"
-    parsed = _parse_calls(monkeypatch)
-    result = check_result(src, world, "deals")
+    with parser_calls() as parsed:
+        result = check_result(src, world, "deals")
     assert parsed == []
     assert result["errors"][0]["message"] == (
         "the formula is too long (100001 characters; at most 10000)"
@@ -120,9 +134,9 @@ def test_too_long_is_refused_before_parsing(world, monkeypatch):
     "src",
     ["(" * 5000 + "1" + ")" * 5000, "ROUND(" * 3000 + "1" + ")" * 3000, "IF(" * 65 + "1"],
 )
-def test_too_deep_is_refused_before_parsing(world, src, monkeypatch):
-    parsed = _parse_calls(monkeypatch)
-    result = check_result(src, world, "deals")
+def test_too_deep_is_refused_before_parsing(world, src):
+    with parser_calls() as parsed:
+        result = check_result(src, world, "deals")
     assert parsed == []
     assert "errors" in result
     msg = result["errors"][0]["message"]

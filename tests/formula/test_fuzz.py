@@ -8,14 +8,59 @@ from hypothesis import strategies as st
 from cubebase.formula import FormulaError, check, evaluate, to_display, to_stored
 from cubebase.formula.functions import REGISTRY
 
-from .helpers import World
+from .helpers import World, parser_calls
 
 WORLD = World()
 TOKENS = [
-    "amount", "stage", "customer", ".", "region", "name", "{Deal Amount}", "{#26}", "{#",
-    "(", ")", ",", "+", "-", "*", "/", "%", "&", "=", "!=", "<>", "<", ">=", " AND ", " or ",
-    " NOT ", " IN ", "TRUE", "false", '"x"', "'y'", '"', "'", "{", "}", "1", "2.5", "1e3",
-    "USER()", "deals", "BLANK()", " ", "\n", "é", "#", ";", "__import__", "[", "]",
+    "amount",
+    "stage",
+    "customer",
+    ".",
+    "region",
+    "name",
+    "{Deal Amount}",
+    "{#26}",
+    "{#",
+    "(",
+    ")",
+    ",",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "&",
+    "=",
+    "!=",
+    "<>",
+    "<",
+    ">=",
+    " AND ",
+    " or ",
+    " NOT ",
+    " IN ",
+    "TRUE",
+    "false",
+    '"x"',
+    "'y'",
+    '"',
+    "'",
+    "{",
+    "}",
+    "1",
+    "2.5",
+    "1e3",
+    "USER()",
+    "deals",
+    "BLANK()",
+    " ",
+    "\n",
+    "é",
+    "#",
+    ";",
+    "__import__",
+    "[",
+    "]",
     *[f"{name}(" for name in REGISTRY],
 ]
 
@@ -48,33 +93,19 @@ def test_token_soup_only_raises_formula_error(src):
     _try(src)
 
 
-class _CountingParser:
-    """Stands in for the lark parser and records the sizes it was asked to parse."""
-
-    def __init__(self, real):
-        self.real = real
-        self.sizes: list[int] = []
-
-    def parse(self, text, *args, **kwargs):
-        self.sizes.append(len(text))
-        return self.real.parse(text, *args, **kwargs)
-
-
 @settings(max_examples=50, deadline=None)
-@given(st.sampled_from(["(", "-", "NOT ", "IF(", "ROUND(", "{a}.", "1+", '"', "{"]),
-       st.integers(100, 20_000))
+@given(
+    st.sampled_from(["(", "-", "NOT ", "IF(", "ROUND(", "{a}.", "1+", '"', "{"]),
+    st.integers(100, 20_000),
+)
 def test_repetition_is_refused_before_parsing_grows(chunk, n):
     """Limits are checked by a linear pre-scan: input over the length or nesting
     limits never reaches the parser, so parsing work cannot grow with it."""
     from cubebase.formula import parser
 
-    counting = _CountingParser(parser._PARSER)
-    real, parser._PARSER = parser._PARSER, counting
-    try:
+    with parser_calls() as sizes:
         _try(chunk * n)
-    finally:
-        parser._PARSER = real
     depth = (chunk * n).count("(")  # the chunks never close a parenthesis
     if len(chunk * n) > parser.MAX_LENGTH or depth > parser.MAX_BRACKET_DEPTH:
-        assert counting.sizes == []
-    assert all(size <= parser.MAX_LENGTH for size in counting.sizes)
+        assert sizes == []
+    assert all(size <= parser.MAX_LENGTH for size in sizes)
