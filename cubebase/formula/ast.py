@@ -273,6 +273,11 @@ def is_const(n: TNode) -> bool:
     return all(is_const(c) for c in tchildren(n))
 
 
+def uses_user(n: TNode) -> bool:
+    """True when USER() appears in the node (bodies of formula fields aside)."""
+    return isinstance(n, TUser) or any(uses_user(c) for c in tchildren(n))
+
+
 def is_plain(n: TNode) -> bool:
     """A stored value or a literal as written: compared exactly (index-friendly in SQL).
 

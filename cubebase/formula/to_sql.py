@@ -31,6 +31,7 @@ from .schema import FieldInfo, SchemaProvider, TableInfo
 from .types import FType
 
 NUMERIC = sa.Numeric(asdecimal=True)
+USER_PARAM = "cb_user_id"  # the bound parameter USER() compiles to
 RowScope = Callable[[TableInfo, FromClause], "ColumnElement[bool] | None"]
 
 
@@ -185,7 +186,7 @@ class SqlCompiler:
     # ------------------------------------------------------------ entry points
     def value(self, node: A.TNode) -> ColumnElement:
         """A value expression; Booleans never NULL."""
-        if not isinstance(node, A.TLit | A.TUser) and A.is_const(node):
+        if not isinstance(node, A.TLit | A.TUser) and A.is_const(node) and not A.uses_user(node):
             return self.fold(node)
         return getattr(self, "_v_" + type(node).__name__)(node)
 
@@ -279,9 +280,10 @@ class SqlCompiler:
         return sa.type_coerce(sub, sqltype(n.type))
 
     def _v_TUser(self, n: A.TUser) -> ColumnElement:
-        if self.ctx.user_id is None:
-            return sa.cast(sa.null(), sa.Integer())
-        return sa.literal(int(self.ctx.user_id), sa.Integer())
+        # One named parameter for the whole statement: a statement built for one user
+        # runs for another with ``{USER_PARAM: id}`` (no user: NULL, never equal).
+        uid = self.ctx.user_id
+        return sa.bindparam(USER_PARAM, None if uid is None else int(uid), type_=sa.Integer())
 
     def _v_TUnary(self, n: A.TUnary) -> ColumnElement:
         return sa.type_coerce(-self.value(n.operand), NUMERIC)

@@ -24,7 +24,7 @@ from alembic.operations import Operations
 from sqlalchemy.orm import Session
 
 from ..formula import types as ft
-from . import formulas
+from . import formulas, permission_rules
 from .errors import BadRequest, ConflictError
 from .fieldtypes import FIELD_TYPES, SYSTEM_FIELDS, ConversionError
 from .models import Counter, FieldDef, HistoryEntry, TableDef
@@ -79,6 +79,7 @@ CONVERTIBLE = frozenset(
 )
 FIELD_ATTRS = ("key", "label", "type", "required", "unique", "default", "help")
 PREVIEW_ROWS = 20
+RULE_KEYS = frozenset({"validations", "permissions", "lock"})  # each has its own operation
 
 
 class DataLossError(ConflictError):
@@ -230,7 +231,17 @@ class SchemaEditor:
             table.field(display_field)
             td.display_field = display_field
         if config is not None:
-            td.config = dict(config)
+            if not isinstance(config, dict):
+                raise BadRequest("Table settings must be an object")
+            managed = sorted(set(config) & RULE_KEYS)
+            if managed:
+                raise BadRequest(
+                    f"`{managed[0]}` is changed with its own operation, not as a table setting"
+                )
+            td.config = {
+                **{k: v for k, v in (td.config or {}).items() if k in RULE_KEYS},
+                **config,
+            }
         self._changed()
         return self.schema.table(td.key)
 
@@ -374,6 +385,46 @@ class SchemaEditor:
         self._changed()
         return self.schema.table(table_key)
 
+    def set_permissions(self, table_key: str, rules: list[dict[str, Any]]) -> Table:
+        """Replace a table's row rules: per role, a Boolean formula for each of
+        read, create, update and delete (a missing action grants nothing)."""
+        table = self.schema.table(table_key)
+        stored = permission_rules.store_row_rules(self.session, self.schema, table, rules)
+        td = self.session.get(TableDef, table.id)
+        td.config = {**(td.config or {}), "permissions": stored}
+        self._changed()
+        return self.schema.table(table_key)
+
+    def set_lock(self, table_key: str, rule: str | None) -> Table:
+        """Set (or with None clear) the formula that makes a record read-only for everyone."""
+        table = self.schema.table(table_key)
+        td = self.session.get(TableDef, table.id)
+        config = dict(td.config or {})
+        if rule is None or (isinstance(rule, str) and not rule.strip()):
+            config.pop("lock", None)
+        else:
+            config["lock"], _ = formulas.store(
+                self.schema, table_key, rule, "Lock rule", ft.BOOLEAN
+            )
+        td.config = config
+        self._changed()
+        return self.schema.table(table_key)
+
+    def set_field_permissions(
+        self, table_key: str, field_key: str, rules: list[dict[str, Any]]
+    ) -> Field:
+        """Replace a field's rules: per role, Boolean formulas for read and write."""
+        table = self.schema.table(table_key)
+        f = table.field(field_key)
+        stored = permission_rules.store_field_rules(self.session, self.schema, table, f, rules)
+        fd = self.session.get(FieldDef, f.id)
+        config = {k: v for k, v in fd.config.items() if k != "permissions"}
+        if stored:
+            config["permissions"] = stored
+        fd.config = config
+        self._changed()
+        return self.schema.table(table_key).field(field_key)
+
     def _save_formula(self, table_key: str, field_key: str, source: str) -> None:
         stored, checked = formulas.store(
             self.schema, table_key, source, f"Formula field `{field_key}`", field_key=field_key
@@ -444,7 +495,11 @@ class SchemaEditor:
             new_formula = merged.pop("formula", None) if "formula" in config else None
             if f.type == "link":
                 merged["to"] = fd.config.get("to")
-            problems = f.ftype.check_config({k: v for k, v in merged.items() if k != "to"})
+            if "permissions" in config:
+                raise BadRequest("Field rules are changed with their own operation")
+            problems = f.ftype.check_config(
+                {k: v for k, v in merged.items() if k not in ("to", "permissions")}
+            )
             if problems:
                 raise BadRequest(f"Field `{f.key}`: " + "; ".join(problems))
             if f.type in ("select", "multi_select"):
@@ -765,6 +820,8 @@ class SchemaEditor:
         problems = t.check_config(cfg)
         if problems:
             raise BadRequest(f"Field `{f.key}`: " + "; ".join(problems))
+        if f.config.get("permissions"):
+            cfg["permissions"] = f.config["permissions"]  # who may see it stays as it was
         return dataclasses.replace(
             f, type=new_type, unique=f.unique and t.can_be_unique, config=cfg, default=None
         )
