@@ -112,6 +112,7 @@ def check_no_cycle(schema: Schema, table_key: str, field_key: str) -> None:
 def formulas_in(schema: Schema) -> list[tuple[str, str, str]]:
     """Every stored formula of the schema as (table key, what, stored text)."""
     from .permission_rules import rule_formulas
+
     out: list[tuple[str, str, str]] = []
     for t in schema.tables.values():
         for f in t.fields.values():

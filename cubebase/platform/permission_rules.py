@@ -90,9 +90,7 @@ def store_row_rules(
     session: Session, schema: Schema, table: Table, rules: Any
 ) -> list[dict[str, str]]:
     """Check row rules as an admin typed them; their stored form."""
-    return _store_rules(
-        session, schema, table, rules, ROW_ACTIONS, f"Permissions of `{table.key}`"
-    )
+    return _store_rules(session, schema, table, rules, ROW_ACTIONS, f"Permissions of `{table.key}`")
 
 
 def store_field_rules(

@@ -510,7 +510,9 @@ class SchemaEditor:
             indexed_now = dataclasses.replace(f, config=merged)
             if needs_plain_index(indexed_now) != needs_plain_index(f) and f.column_name:
                 if needs_plain_index(indexed_now):
-                    self.ops.create_index(f"ix_t{table.id}_f{f.id}", table.sql.name, [f.column_name])
+                    self.ops.create_index(
+                        f"ix_t{table.id}_f{f.id}", table.sql.name, [f.column_name]
+                    )
                 else:
                     self.ops.drop_index(f"ix_t{table.id}_f{f.id}", table_name=table.sql.name)
             f = indexed_now
