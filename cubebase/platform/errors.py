@@ -1,7 +1,7 @@
 """Errors a user can cause, each with a message a business user understands.
 
 The web layer maps them to HTTP codes: ValidationError 422, ConflictError 409,
-NotFound 404, Forbidden 403, BadRequest 400, ConfigError is a CLI/startup error.
+NotFound 404, Forbidden 403, LockedError 409, BadRequest 400, ConfigError is a CLI/startup error.
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ class Forbidden(CubebaseError):
 class ConflictError(CubebaseError):
     code = "conflict"
     http_status = 409
+
+
+class LockedError(ConflictError):
+    """The record is closed by its table's lock rule: nobody may change it."""
+
+    code = "locked"
 
 
 @dataclass
