@@ -21,6 +21,9 @@ class Config:
     max_text_length: int = 100_000  # longest text value accepted in one field
     max_bulk_rows: int = 1000  # rows in one bulk API call
     max_request_bytes: int = 16 * 1024 * 1024  # largest request body
+    api_rate_limit: int = 1200  # API requests per token (or session user) per window; 0: no limit
+    api_rate_window: int = 60  # seconds
+    api_usage_flush_seconds: float = 10.0  # how often a process writes its token-use counts
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -40,6 +43,8 @@ class Config:
             "secret_key": env.get("CUBEBASE_SECRET_KEY", ""),
             "timezone": env.get("CUBEBASE_TIMEZONE", "UTC"),
             "data_dir": Path(env.get("CUBEBASE_DATA_DIR", DEFAULT_DATA_DIR)),
+            "api_rate_limit": _int_env(env, "CUBEBASE_API_RATE_LIMIT"),
+            "api_rate_window": _int_env(env, "CUBEBASE_API_RATE_WINDOW"),
             "smtp": {
                 k[len("CUBEBASE_SMTP_") :].lower(): v
                 for k, v in env.items()
@@ -48,3 +53,19 @@ class Config:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _int_env(env, name: str) -> int | None:
+    """A whole number from the environment; unset: None (the default applies)."""
+    from .errors import ConfigError
+
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not `{raw}`") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value

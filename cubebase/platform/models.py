@@ -126,3 +126,19 @@ class HistoryEntry(Base):
     changed_by: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text)
     changes: Mapped[JsonDict] = mapped_column(default=dict)
+
+
+class ApiTokenUse(Base):
+    """How an API token was used, counted per hour: requests, writes and refused
+    requests (4xx), and the last caller address. Each process adds its counts
+    every few seconds (an upsert that adds), so many workers share one row."""
+
+    __tablename__ = "cb_api_token_use"
+    token_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)  # the hour's start, UTC
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    writes: Mapped[int] = mapped_column(BigInteger, default=0)
+    refused: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_at: Mapped[datetime]
+    last_ip: Mapped[str | None] = mapped_column(String(64))

@@ -201,15 +201,29 @@ def create_token(platform, session: Session, email: str, label: str | None = Non
 
 def authenticate_token(platform, session: Session, token: str) -> Actor | None:
     """The active user behind a token that is not revoked, or None."""
-    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+    found = token_actor(platform, session, token)
+    if found is None:
         return None
-    row = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    session.execute(
+        sa.update(ApiToken).where(ApiToken.id == found[0]).values(last_used_at=datetime.now(UTC))
+    )
+    return found[1]
+
+
+def token_actor(platform, session: Session, token: str) -> tuple[int, Actor] | None:
+    """(token id, its active user) for a token that is not revoked, or None. Reads
+    only: the API counts token use itself (see ``cb_api_token_use``)."""
+    if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = session.execute(
+        sa.select(ApiToken.id, ApiToken.user_id, ApiToken.revoked_at).where(
+            ApiToken.token_hash == _digest(token)
+        )
+    ).first()
     if row is None or row.revoked_at is not None:
         return None
     actor = load_actor(platform, session, row.user_id)
-    if actor is not None:
-        row.last_used_at = datetime.now(UTC)
-    return actor
+    return None if actor is None else (row.id, actor)
 
 
 def revoke_tokens(session: Session, user_id: int) -> int:
