@@ -22,8 +22,17 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from ..formula.to_sql import USER_PARAM
+from .access import Access, singular
 from .actor import Actor
-from .errors import BadRequest, ConflictError, FieldProblem, NotFound, ValidationError
+from .errors import (
+    BadRequest,
+    ConflictError,
+    FieldProblem,
+    Forbidden,
+    NotFound,
+    ValidationError,
+)
 from .fieldtypes import ConversionError, FieldType
 from .formulas import FormulaRuntime, context_uses
 from .listing import (
@@ -40,7 +49,7 @@ from .listing import (
     segments,
 )
 from .models import Counter, HistoryEntry
-from .schema import Field, Table
+from .schema import USERS, Field, Table
 
 MAX_PAGE = 1000
 BULK_CHUNK = 2000
@@ -73,6 +82,7 @@ class Record:
     version: int
     values: dict[str, Any]  # field key -> Python value
     deleted_at: datetime | None = None
+    withheld: frozenset[str] = frozenset()  # fields the reader may not see on this record
 
     def to_json(self, table: Table, fields: Iterable[str] | None = None) -> dict[str, Any]:
         keys = list(fields) if fields is not None else list(self.values)
@@ -101,6 +111,7 @@ class RecordsService:
         self.schema = platform.schema(session)
         self._plans: dict[int, _TablePlan] = {}
         self.formulas = FormulaRuntime(self)
+        self.access = Access(self)
         self._system: RecordsService | None = None
 
     def system(self) -> RecordsService:
@@ -115,7 +126,8 @@ class RecordsService:
     def _plan(self, table: Table) -> _TablePlan:
         plan = self._plans.get(id(table))
         if plan is None or plan.table is not table:
-            plan = self._plans[id(table)] = _TablePlan(table)
+            hidden, _ = self.access.hidden_fields(table)
+            plan = self._plans[id(table)] = _TablePlan(table, hidden)
         return plan
 
     def table(self, key: str) -> Table:
@@ -123,24 +135,40 @@ class RecordsService:
 
     # --- reading ---------------------------------------------------------------------
     def get(self, table_key: str, record_id: Any, *, trashed: bool = False) -> Record:
+        """One record as the actor may see it; outside their read rule it does not exist."""
         table = self.table(table_key)
-        rid = _id(record_id, table)
+        return self._fetch(table, _id(record_id, table), trashed=trashed)
+
+    def _fetch(
+        self, table: Table, rid: int, *, trashed: bool | None = False, whole: bool = False
+    ) -> Record:
+        """A record the actor may read (``trashed``: in the trash; None: either way).
+        ``whole``: with every field, hidden ones included, for the service's own rule
+        checks and history; never handed to a caller as it is."""
         t = table.sql
-        row = (
-            self.session.execute(
-                self._select(table).where(
-                    t.c.id == rid,
-                    t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None),
-                )
-            )
-            .mappings()
-            .first()
-        )
+        base = [t.c.id == rid]
+        if trashed is not None:
+            base.append(t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None))
+        read = self.access.condition(table, "read")
+        if read is not None:
+            base.append(read)
+        select = self.system()._select(table) if whole else self._select(table)
+        row = self.session.execute(select.where(*base)).mappings().first()
         if row is None:
             raise NotFound(
-                f"No {_singular(table)} with id {rid}" + (" in the trash" if trashed else "")
+                f"No {singular(table)} with id {rid}" + (" in the trash" if trashed else "")
             )
-        return self._load_many_links(table, [self._record(table, row)])[0]
+        reader = self.system() if whole else self
+        return reader._load_many_links(table, [reader._record(table, row)])[0]
+
+    def _live(self, table: Table, trashed: bool = False, alias=None) -> list[sa.ColumnElement]:
+        """The rows a list or count starts from: live (or trashed) ones the actor may read."""
+        t = table.sql if alias is None else alias
+        base = [t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None)]
+        read = self.access.condition(table, "read", alias)
+        if read is not None:
+            base.append(read)
+        return base
 
     def list(
         self,
@@ -163,6 +191,7 @@ class RecordsService:
         # aggregates in filters and sorts read every row: grouped joins, one pass each
         joins: dict = {}
         keys = parse_sort(table, sort, lambda f: self.formulas.field_expr(table, f, joins=joins))
+        self._check_sort(table, keys)
         signature = ",".join(
             ("-" if k.desc else "") + (k.field.key if k.field else "id") for k in keys
         )
@@ -170,8 +199,7 @@ class RecordsService:
         if after is not None and len(after) != len(keys) + 1:
             raise BadRequest("The cursor is not valid; start again from the first page")
         t = table.sql
-        base = [t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None)]
-        base += self._where(table, where, joins)
+        base = self._live(table, trashed) + self._where(table, where, joins)
         select = self._select(table, fields).add_columns(
             *(k.expr.label(f"_sort{i}") for i, k in enumerate(keys))
         )
@@ -231,24 +259,30 @@ class RecordsService:
             )
             sorting = _remember(cache, skey, (keys, signature))
         keys, signature = sorting
+        self._check_sort(table, keys)
+        rights = self.access.template_key(table)
+        if rights is None:
+            return None
         after = decode_cursor(signature, cursor, keys) if cursor else None
         if after is not None and len(after) != len(keys) + 1:
             raise BadRequest("The cursor is not valid; start again from the first page")
-        params: dict[str, Any] = {"_limit": limit + 1}
+        params: dict[str, Any] = {"_limit": limit + 1, USER_PARAM: self.actor.user_id}
         shapes: list = []
         builds: list = []
         items = () if where is None else where if isinstance(where, list | tuple) else (where,)
         day = None
         for i, w in enumerate(items):
             if isinstance(w, Condition):
+                self.access.check_field_readable(table, w.field, "Filter")
                 shape, build, values = condition_template(table, w, f"_w{i}")
                 params.update(values)
                 shapes.append(shape)
                 builds.append(build)
             elif isinstance(w, FormulaFilter):
                 checked = self.formulas.checked(table.key, w.formula, where="Filter")
+                self.access.check_user_formula(table, checked, "Filter")
                 uses = context_uses(checked)
-                if uses - {"today"}:
+                if "now" in uses:
                     return None
                 if uses and day is None:
                     day = self.formulas.now().date()
@@ -271,11 +305,11 @@ class RecordsService:
                     )
                     uses |= context_uses(checked)
             uses = _remember(cache, fkey, uses)
-        if uses - {"today"}:
+        if "now" in uses:
             return None
-        if uses and day is None:
+        if "today" in uses and day is None:
             day = self.formulas.now().date()
-        tkey = ("page", table.id, sort, tuple(shapes), fields, trashed, day)
+        tkey = ("page", table.id, sort, tuple(shapes), fields, trashed, day, rights)
         template = cache.get(tkey)
         if template is None:
             template = _remember(
@@ -288,10 +322,10 @@ class RecordsService:
     ) -> _PageTemplate:
         t = table.sql
         joins: dict = {}
-        base = [t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None)]
+        base = self._live(table, trashed)
         for b in builds:
             if isinstance(b, FormulaFilter):
-                base.append(self.formulas.condition(table, b.formula, joins=joins))
+                base.append(self._user_condition(table, b.formula, joins))
             else:
                 base.append(b())
         select = self._select(table, fields).add_columns(
@@ -310,18 +344,28 @@ class RecordsService:
                 elif f.type == "formula":
                     reader.append((f.key, f"c_{f.id}", f.ftype))
         many = [f for f in self._fields(table, fields) if f.link_kind == "many"]
-        return _PageTemplate(table, keys, select, base, reader, many)
+        _, sometimes = self.access.hidden_fields(table)
+        flags = [(f.key, f"_v{f.id}") for f in self._fields(table, fields) if f.key in sometimes]
+        return _PageTemplate(table, keys, select, base, reader, many, flags)
 
-    def count(self, table_key: str, *, where: Where | Sequence[Where] | None = None) -> int:
+    def count(
+        self,
+        table_key: str,
+        *,
+        where: Where | Sequence[Where] | None = None,
+        cap: int | None = None,
+    ) -> int:
+        """How many records the actor may read match ``where``; with ``cap``, counting
+        stops past it (the result is then cap + 1: "more than cap")."""
         table = self.table(table_key)
         t = table.sql
         joins: dict = {}
-        conds = self._where(table, where, joins)
-        stmt = (
-            sa.select(sa.func.count())
-            .select_from(_joined(t, joins))
-            .where(t.c.deleted_at.is_(None), *conds)
-        )
+        conds = self._live(table) + self._where(table, where, joins)
+        stmt = sa.select(sa.func.count()).select_from(_joined(t, joins)).where(*conds)
+        if cap is not None:
+            # stop counting at cap + 1 rows: a big table never waits on an exact count
+            inner = sa.select(t.c.id).select_from(_joined(t, joins)).where(*conds).limit(cap + 1)
+            stmt = sa.select(sa.func.count()).select_from(inner.subquery())
         return int(self.session.scalar(stmt) or 0)
 
     def _read_segments(self, select: sa.Select, base: list, key: SortKey, id_col, after, n: int):
@@ -342,39 +386,64 @@ class RecordsService:
         out = []
         for w in items:
             if isinstance(w, Condition):
+                self.access.check_field_readable(table, w.field, "Filter")
                 out.append(condition_expr(table, w))
             elif isinstance(w, FormulaFilter):
-                out.append(self.formulas.condition(table, w.formula, joins=joins))
+                out.append(self._user_condition(table, w.formula, joins))
             elif callable(w) and not isinstance(w, sa.ColumnElement):
                 out.append(w(table))
             else:
                 out.append(w)
         return out
 
+    def _user_condition(self, table: Table, source: str, joins: dict | None):
+        """A filter the actor wrote: it may read only fields the actor can read, and
+        every other table it reads is limited to the rows the actor may read."""
+        checked = self.formulas.checked(table.key, source, where="Filter")
+        self.access.check_user_formula(table, checked, "Filter")
+        scope = None if self.access.unlimited else self.access.row_scope
+        return self.formulas.condition(table, source, user_scope=scope, joins=joins)
+
+    def _check_sort(self, table: Table, keys: list[SortKey]) -> None:
+        for k in keys:
+            if k.field is not None:
+                self.access.check_field_readable(table, k.field.key, "Sort")
+
     def _select(self, table: Table, fields: Sequence[str] | None = None) -> sa.Select:
+        chosen = self._fields(table, fields)
         computed = [
             self.formulas.field_expr(table, f).label(f"c_{f.id}")
-            for f in self._fields(table, fields)
+            for f in chosen
             if f.type == "formula"
         ]
+        _, sometimes = self.access.hidden_fields(table)
+        flags = [
+            sa.case((sometimes[f.key], sa.true()), else_=sa.false()).label(f"_v{f.id}")
+            for f in chosen
+            if f.key in sometimes
+        ]
         if fields is None:
-            return self._plan(table).select.add_columns(*computed)
+            return self._plan(table).select.add_columns(*computed, *flags)
         t = table.sql
         cols = [t.c.id, t.c.version, t.c.deleted_at]
-        for f in self._fields(table, fields):
+        for f in chosen:
             if f.column_name is not None:
                 cols.append(table.column(f).label(f.column_name))
-        return sa.select(*cols, *computed)
+        return sa.select(*cols, *computed, *flags)
 
     def _fields(self, table: Table, fields: Sequence[str] | None) -> list[Field]:
+        """The fields a read returns: those asked for (all by default), less the ones
+        the actor may never read (absent, as if they did not exist for them)."""
+        hidden, _ = self.access.hidden_fields(table)
         if fields is None:
-            return table.data_fields()
+            return [f for f in table.data_fields() if f.key not in hidden]
         out = []
         for k in fields:
-            f = table.fields.get(k)
+            f = table.fields.get(k) if isinstance(k, str) else None
             if f is None:
                 raise BadRequest(f"Table `{table.key}` has no field `{k}`")
-            out.append(f)
+            if k not in hidden:
+                out.append(f)
         return out
 
     def _record(self, table: Table, row: Mapping, fields: Sequence[str] | None = None) -> Record:
@@ -385,13 +454,21 @@ class RecordsService:
                 values[f.key] = ftype.from_db(f, row[column])
             for f, ftype, column in plan.computed:
                 values[f.key] = ftype.from_db(f, row[column])
-            return Record(table.key, row["id"], row["version"], values, row["deleted_at"])
-        for f in self._fields(table, fields):
-            if f.column_name is not None:
-                values[f.key] = f.ftype.from_db(f, row[f.column_name])
-            elif f.type == "formula":
-                values[f.key] = f.ftype.from_db(f, row[f"c_{f.id}"])
-        return Record(table.key, row["id"], row["version"], values, row["deleted_at"])
+        else:
+            for f in self._fields(table, fields):
+                if f.column_name is not None:
+                    values[f.key] = f.ftype.from_db(f, row[f.column_name])
+                elif f.type == "formula":
+                    values[f.key] = f.ftype.from_db(f, row[f"c_{f.id}"])
+        _, sometimes = self.access.hidden_fields(table)
+        withheld = frozenset(
+            k
+            for k in sometimes
+            if f"_v{table.fields[k].id}" in row and not row[f"_v{table.fields[k].id}"]
+        )
+        for key in withheld:
+            values.pop(key, None)
+        return Record(table.key, row["id"], row["version"], values, row["deleted_at"], withheld)
 
     def preview(
         self, table_key: str, values: Mapping[str, Any], record_id: Any = None
@@ -402,7 +479,7 @@ class RecordsService:
         table = self.table(table_key)
         record: dict[str, Any] = {}
         if record_id is not None:
-            current = self.get(table_key, record_id)
+            current = self._fetch(table, _id(record_id, table), whole=True)
             record.update(current.values)
             record["id"] = current.id
         for key, raw in (values or {}).items():
@@ -415,8 +492,9 @@ class RecordsService:
                 record.pop(key, None)
         runtime = self.system().formulas
         out: dict[str, Any] = {}
+        readable = self.access.readable_keys(table, record)
         for f in table.fields.values():
-            if f.type == "formula":
+            if f.type == "formula" and f.key in readable:
                 value = runtime.evaluate(
                     table, f.config["formula"], record, where=f"Formula field `{f.key}`"
                 )
@@ -431,6 +509,10 @@ class RecordsService:
         kind = f.link_kind
         if kind not in ("reverse", "many", "reverse_many"):
             raise BadRequest(f"`{table_key}.{field_key}` is not a list of related records")
+        if not self.access.unlimited:
+            self._fetch(table, rid)  # the record itself must be readable (404 otherwise)
+            if field_key in self.access.hidden_fields(table)[0]:
+                raise BadRequest(f"Table `{table.key}` has no field `{field_key}`")
         target = self.table(f.target_key)
         t = target.sql
         if kind == "reverse":
@@ -444,7 +526,7 @@ class RecordsService:
             cond = t.c.id.in_(sa.select(j.c[theirs]).where(j.c[mine] == rid))
         rows = (
             self.session.execute(
-                self._select(target).where(cond, t.c.deleted_at.is_(None)).order_by(t.c.id)
+                self._select(target).where(cond, *self._live(target)).order_by(t.c.id)
             )
             .mappings()
             .all()
@@ -472,7 +554,8 @@ class RecordsService:
             ):
                 links[src].append(dst)
             for r in records:
-                r.values[f.key] = links[r.id]
+                if f.key not in r.withheld:
+                    r.values[f.key] = links[r.id]
         return records
 
     # --- writing ---------------------------------------------------------------------
@@ -528,6 +611,9 @@ class RecordsService:
         problems += self._check_links_and_unique(table, prepared, None, single, offset)
         if problems:
             raise ValidationError(problems)
+        if not self.access.unlimited:
+            given = [set(values) if isinstance(values, Mapping) else set() for values in rows]
+            self.access.check_create(table, prepared, given)
         now = datetime.now(UTC)
         user = self.actor.user_id
         columns = self._plan(table).to_db
@@ -650,20 +736,29 @@ class RecordsService:
         *,
         version: int | None = None,
     ) -> Record:
-        """Change some fields. With ``version``, a record changed since is a conflict."""
+        """Change some fields. With ``version``, a record changed since is a conflict.
+
+        Refused when the record is locked, when no role of the actor may change it or
+        the fields changed, and when after the change the actor could no longer read
+        or change it (see ``access.py``)."""
         table = self.table(table_key)
-        current = self.get(table_key, record_id)
+        current = self._fetch(table, _id(record_id, table), whole=True)
         if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
             raise BadRequest("version must be a whole number")
         if version is not None and version != current.version:
             raise self._conflict(table, current)
+        before = {"id": current.id, **current.values}
+        self.access.check_not_locked(table, before)
+        if not self.access.unlimited and not self.access.allows(table, "update", before):
+            raise Forbidden(f"You may not change this {singular(table)}")
         new, problems = self._prepare(table, values, current)
         problems += self._check_links_and_unique(table, [new], current.id, True, 0)
         if problems:
             raise ValidationError(problems)
         changed = {k: v for k, v in new.items() if current.values.get(k) != v}
         if not changed:
-            return current
+            return self.get(table_key, current.id)
+        self.access.check_update(table, before, changed)
         now = datetime.now(UTC)
         t = table.sql
         row: dict[str, Any] = {
@@ -685,7 +780,7 @@ class RecordsService:
                 .values(row)
             )
             if result.rowcount != 1:
-                raise self._conflict(table, self.get(table_key, current.id))
+                raise self._conflict(table, self._fetch(table, current.id, whole=True))
             self._write_many_links(table, [current.id], [changed], replace=True)
             self.session.add(
                 HistoryEntry(
@@ -705,14 +800,22 @@ class RecordsService:
     def delete(self, table_key: str, record_id: Any, *, version: int | None = None) -> None:
         """Move a record to the trash (restore brings it back)."""
         table = self.table(table_key)
-        current = self.get(table_key, record_id)
+        current = self._fetch(table, _id(record_id, table), whole=True)
         if version is not None and version != current.version:
             raise self._conflict(table, current)
+        self._check_delete(table, current)
         self._set_deleted(table, current, deleted=True)
+
+    def _check_delete(self, table: Table, current: Record) -> None:
+        record = {"id": current.id, **current.values}
+        self.access.check_not_locked(table, record)
+        if not self.access.unlimited:
+            self.access.check_delete(table, record)
 
     def restore(self, table_key: str, record_id: Any) -> Record:
         table = self.table(table_key)
-        current = self.get(table_key, record_id, trashed=True)
+        current = self._fetch(table, _id(record_id, table), trashed=True, whole=True)
+        self._check_delete(table, current)
         problems = self._check_links_and_unique(
             table, [current.values], current.id, True, 0, links=False
         )
@@ -726,9 +829,13 @@ class RecordsService:
         return self.get(table_key, current.id)
 
     def purge(self, table_key: str, record_id: Any) -> None:
-        """Delete a trashed record for good. Refused while other records link to it."""
+        """Delete a trashed record for good (admins only). Refused while other records
+        link to it."""
         table = self.table(table_key)
-        current = self.get(table_key, record_id, trashed=True)
+        if not self.access.unlimited:
+            raise Forbidden("Only administrators may delete records for good")
+        current = self._fetch(table, _id(record_id, table), trashed=True, whole=True)
+        self.access.check_not_locked(table, {"id": current.id, **current.values})
         for other in self.schema.tables.values():
             for f in other.fields.values():
                 if f.target_key == table.key and f.link_kind == "one" and f.column_name:
@@ -746,7 +853,7 @@ class RecordsService:
                     continue
                 if n:
                     raise ConflictError(
-                        f"This {_singular(table)} cannot be deleted for good: {n} "
+                        f"This {singular(table)} cannot be deleted for good: {n} "
                         f"{other.label.lower()} link to it through `{f.key}`"
                     )
         with self.session.begin_nested():
@@ -770,7 +877,12 @@ class RecordsService:
         rid = _id(record_id, table)
         exists = self.session.scalar(sa.select(table.sql.c.id).where(table.sql.c.id == rid))
         if exists is None:
-            raise NotFound(f"No {_singular(table)} with id {rid}")
+            raise NotFound(f"No {singular(table)} with id {rid}")
+        readable = set(table.fields)
+        if not self.access.unlimited:
+            # a record in the trash keeps its history; only its readers see it
+            current = self._fetch(table, rid, trashed=None, whole=True)
+            readable = self.access.readable_keys(table, {"id": current.id, **current.values})
         by_id = {str(f.id): f for f in table.fields.values()}
         out = []
         for h in self.session.scalars(
@@ -781,6 +893,10 @@ class RecordsService:
             changes = []
             for fid, (old, new) in (h.changes or {}).items():
                 f = by_id.get(fid)
+                if f is None and not self.access.unlimited:
+                    continue  # a deleted field: nobody can say who may read it any more
+                if f is not None and f.key not in readable:
+                    continue
                 changes.append(
                     {"field": f.key if f else None, "field_id": int(fid), "old": old, "new": new}
                 )
@@ -906,12 +1022,15 @@ class RecordsService:
             if links and f.link_kind in ("one", "many"):
                 wanted = {v for row in rows for v in _as_list(row.get(f.key))}
                 if wanted:
-                    target = self.schema.table(f.target_key).sql
+                    target_table = self.schema.table(f.target_key)
+                    target = target_table.sql
+                    live = [target.c.deleted_at.is_(None)]
+                    if f.target_key != USERS:
+                        # a record the actor cannot read cannot be linked (nor probed)
+                        live = self._live(target_table)
                     found = set(
                         self.session.scalars(
-                            sa.select(target.c.id).where(
-                                target.c.id.in_(wanted), target.c.deleted_at.is_(None)
-                            )
+                            sa.select(target.c.id).where(target.c.id.in_(wanted), *live)
                         )
                     )
                     for i, row in enumerate(rows):
@@ -1059,10 +1178,15 @@ class RecordsService:
             self.session.flush()
 
     def _conflict(self, table: Table, current: Record) -> ConflictError:
+        detail: dict[str, Any] = {"current_version": current.version}
+        try:  # the record as the actor may see it, hidden fields left out
+            detail["record"] = self._fetch(table, current.id).to_json(table)
+        except NotFound:
+            pass
         return ConflictError(
-            f"This {_singular(table)} was changed by someone else (now at version "
+            f"This {singular(table)} was changed by someone else (now at version "
             f"{current.version}); reload it and apply your change again",
-            [{"current_version": current.version, "record": current.to_json(table)}],
+            [detail],
         )
 
     def _integrity(self, table: Table, single: bool):
@@ -1073,7 +1197,7 @@ class _TablePlan:
     """What the per-row loops need to know about a table's fields, worked out once
     per table and service: tuples and bound methods instead of attribute lookups."""
 
-    def __init__(self, table: Table):
+    def __init__(self, table: Table, hidden: frozenset[str] = frozenset()):
         self.table = table
         fields = list(table.fields.values())
         self.writable = frozenset(f.key for f in fields if f.writable)
@@ -1109,10 +1233,15 @@ class _TablePlan:
             for _, _, column, _ in self.columns
             if isinstance(table.sql.c[column].type, sa.JSON)
         )
+        # what a read returns: fields the actor may never read are not even selected
         self.read = [
-            (f, f.ftype, f.column_name) for f in table.data_fields() if f.column_name is not None
+            (f, f.ftype, f.column_name)
+            for f in table.data_fields()
+            if f.column_name is not None and f.key not in hidden
         ]
-        self.computed = [(f, f.ftype, f"c_{f.id}") for f in fields if f.type == "formula"]
+        self.computed = [
+            (f, f.ftype, f"c_{f.id}") for f in fields if f.type == "formula" and f.key not in hidden
+        ]
         self.defaults = [f for f in fields if f.default and f.writable]
         self.rules = list(table.config.get("validations") or [])
         t = table.sql
@@ -1149,7 +1278,7 @@ class _PageTemplate:
     records: positions and converters worked out once, no conversion for types whose
     database value is already the Python value."""
 
-    def __init__(self, table: Table, keys, select: sa.Select, base: list, reader, many):
+    def __init__(self, table: Table, keys, select: sa.Select, base: list, reader, many, flags):
         self.table = table
         self.keys = keys
         self.select = select
@@ -1170,6 +1299,7 @@ class _PageTemplate:
             pos["deleted_at"],
         )
         self.sort_pos = [pos[f"_sort{i}"] for i in range(len(keys))]
+        self.flags = [(k, pos[label]) for k, label in flags]  # fields hidden on some rows
 
     def _statements(self, state: Any) -> list[sa.Select]:
         stmts = self.statements.get(state)
@@ -1224,12 +1354,16 @@ class _PageTemplate:
         keys, positions, converters = self.keys_, self.positions, self.converters
         id_pos, version_pos, deleted_pos = self.id_pos, self.version_pos, self.deleted_pos
         records = []
+        flags = self.flags
         for row in rows:
             values = dict(zip(keys, [row[i] for i in positions], strict=True))
             for k, read in converters:
                 values[k] = read(values[k])
+            withheld = frozenset(k for k, i in flags if not row[i])
+            for k in withheld:
+                values.pop(k, None)
             records.append(
-                Record(table_key, row[id_pos], row[version_pos], values, row[deleted_pos])
+                Record(table_key, row[id_pos], row[version_pos], values, row[deleted_pos], withheld)
             )
         if self.many and records:
             service._load_links(self.table, records, self.many)
@@ -1338,16 +1472,11 @@ def _as_list(v: Any) -> list:
 
 def _id(value: Any, table: Table) -> int:
     if isinstance(value, bool):
-        raise NotFound(f"No {_singular(table)} with id {value}")
+        raise NotFound(f"No {singular(table)} with id {value}")
     try:
         rid = int(value)
     except (TypeError, ValueError):
-        raise NotFound(f"No {_singular(table)} with id {value}") from None
+        raise NotFound(f"No {singular(table)} with id {value}") from None
     if not 0 < rid < 2**63:
-        raise NotFound(f"No {_singular(table)} with id {value}")
+        raise NotFound(f"No {singular(table)} with id {value}")
     return rid
-
-
-def _singular(table: Table) -> str:
-    label = table.label.lower()
-    return label[:-1] if label.endswith("s") and not label.endswith("ss") else label

@@ -41,8 +41,8 @@ def acme(records, north):
 
 @pytest.fixture
 def other_user(crm, records):
-    """A second user, acting in the same transaction."""
-    uid = create_user(crm, records.session, "bob@example.com", name="Bob")
+    """A second administrator, acting in the same transaction."""
+    uid = create_user(crm, records.session, "bob@example.com", name="Bob", roles=["admin"])
     return load_actor(crm, records.session, uid)
 
 

@@ -76,6 +76,8 @@ def world(platform):
         )
         add_role(ed, "director", "Director")
         add_role(ed, "sales", "Sales")
+        for table in ("customers", "interactions", "deals", "departments", "users"):
+            ed.set_permissions(table, [{"role": "sales", "read": "TRUE"}])
     return platform
 
 
