@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 
 from ..platform.config import Config
 from ..platform.core import Platform
@@ -30,6 +31,10 @@ def create_app(config: Config | None = None, platform: Platform | None = None) -
 
     from .api import bp as api_bp
 
+    # Pages check CSRF tokens on every form post; the API checks them itself,
+    # only for browser-session writes (bearer-token calls need none).
+    csrf = CSRFProtect(app)
+    csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
     app.teardown_appcontext(_close_db_session)
     return app
