@@ -179,5 +179,46 @@ def formula_check(table: str, source: str, db: str | None) -> None:
     sys.exit(1)
 
 
+@main.command("access")
+@click.argument("email")
+@click.argument("table")
+@click.argument("record_id", required=False)
+@click.option("--field", "field_key", help="Explain one field of the record.")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.option("--db", help="Database URL.")
+@friendly
+def access(
+    email: str,
+    table: str,
+    record_id: str | None,
+    field_key: str | None,
+    as_json: bool,
+    db: str | None,
+) -> None:
+    """What EMAIL may do on TABLE (the rules, how many rows they see), or with
+    RECORD_ID: why they may or may not read, change or delete that record."""
+    import json
+
+    from .platform.errors import NotFound
+    from .platform.explain import describe, explain_record, explain_table
+    from .platform.users import find_user_id, load_actor
+
+    platform = make_platform(db)
+    with platform.session() as session:
+        uid = find_user_id(platform, session, email)
+        if uid is None:
+            raise NotFound(f"No user with e-mail {email}")
+        actor = load_actor(platform, session, uid)
+        if actor is None:
+            _fail(f"{email} is deactivated: they can do nothing at all")
+        if record_id is None:
+            if field_key:
+                _fail("--field needs a RECORD_ID")
+            result = explain_table(platform, session, actor, table)
+        else:
+            result = explain_record(platform, session, actor, table, record_id, field_key)
+    click.echo(json.dumps(result, indent=2, default=str) if as_json else describe(result))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -448,3 +448,87 @@ def test_a_field_used_by_a_rule_cannot_be_deleted(crm):
     with pytest.raises(Exception) as err, crm.schema_editor() as ed:
         ed.delete_field("customers", "owner", confirm=True)
     assert "read rule" in str(err.value)
+
+
+# --- preview and explain ------------------------------------------------------------------
+
+
+def test_explain_table_shows_the_rules_in_effect_and_the_visible_rows(world, records):
+    from cubebase.platform.explain import describe, explain_table
+
+    session, platform = records.session, records.platform
+    mia = load_actor(platform, session, world["users"]["mia"])
+    result = explain_table(platform, session, mia, "customers")
+    assert result["visible_rows"] == 3 and not result["more_than_cap"]
+    assert result["actions"]["read"]["rules"] == [
+        {"role": "regional_manager", "rule": "ISUNDER(region, USER().region)"}
+    ]
+    fay = load_actor(platform, session, world["users"]["fay"])
+    text = describe(explain_table(platform, session, fay, "customers"))
+    assert "5 records visible" in text
+    assert "hidden fields: phone" in text
+    assert "delete  nothing: none of the user's roles has a rule for this" in text
+    capped = explain_table(platform, session, fay, "customers", cap=2)
+    assert capped["visible_rows"] == 2 and capped["more_than_cap"]
+
+
+def test_explain_record_says_which_rule_grants_or_denies(world, records):
+    from cubebase.platform.explain import describe, explain_record
+
+    session, platform, c = records.session, records.platform, world["c"]
+    ann = load_actor(platform, session, world["users"]["ann"])
+    mine = explain_record(platform, session, ann, "customers", c["a1"])
+    assert mine["actions"]["read"]["allowed"]
+    assert mine["actions"]["read"]["because"] == (
+        "role salesperson: `owner = USER()` is TRUE for this customer"
+    )
+    assert not mine["actions"]["delete"]["allowed"]
+    assert "has a delete rule" in mine["actions"]["delete"]["because"]
+    assert mine["fields"]["score"]["read"] and not mine["fields"]["score"]["write"]
+    theirs = explain_record(platform, session, ann, "customers", c["b1"], "notes")
+    assert not theirs["actions"]["read"]["allowed"]
+    assert "`owner = USER()` is FALSE" in theirs["actions"]["read"]["because"]
+    assert theirs["fields"] == {
+        "notes": {
+            "read": False,
+            "read_because": theirs["actions"]["read"]["because"],
+            "write": False,
+            "write_because": theirs["actions"]["update"]["because"],
+        }
+    }
+    lead = explain_record(platform, session, ann, "customers", c["a2"], "notes")
+    assert lead["fields"]["notes"]["read"] is False
+    assert 'read `stage = "customer"`' in lead["fields"]["notes"]["read_because"]
+    assert "customers #" in describe(lead)
+
+
+def test_explain_tells_admins_they_are_unlimited_but_locked_out_of_closed_records(world, records):
+    from cubebase.platform.explain import explain_record
+
+    ann = world["service"]("ann")
+    note = ann.create("notes", {"customer": world["c"]["a1"], "closed": True})
+    admin = load_actor(records.platform, records.session, 1)
+    result = explain_record(records.platform, records.session, admin, "notes", note.id)
+    assert result["actions"]["read"]["because"].endswith("rules do not limit them")
+    assert result["locked"] and not result["actions"]["update"]["allowed"]
+    assert "locked by `closed`" in result["actions"]["update"]["because"]
+
+
+def test_the_access_command_explains_in_words(world, records, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from cubebase.cli import main
+
+    records.session.commit()
+    url = records.platform.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("CUBEBASE_DATABASE_URL", url)
+    monkeypatch.setenv("CUBEBASE_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    table = runner.invoke(main, ["access", "ann@example.com", "customers"])
+    assert table.exit_code == 0, table.output
+    assert "customers: 2 records visible" in table.output
+    why = runner.invoke(main, ["access", "ann@example.com", "customers", str(world["c"]["b1"])])
+    assert why.exit_code == 0, why.output
+    assert "read    no" in why.output and "is FALSE for this customer" in why.output
+    missing = runner.invoke(main, ["access", "nobody@example.com", "customers"])
+    assert missing.exit_code == 1 and "No user with e-mail" in missing.output
