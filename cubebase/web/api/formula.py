@@ -8,6 +8,7 @@ from ...platform.errors import BadRequest
 from ...platform.formulas import check_formula
 from . import bp, error_response, json_body
 from .auth import db_session
+from .visibility import service, visible_table
 
 
 @bp.post("/formula/check")
@@ -16,6 +17,7 @@ def formula_check():
     table, formula = data.get("table"), data.get("formula")
     if not isinstance(table, str) or not isinstance(formula, str):
         raise BadRequest('Send {"table": "...", "formula": "..."}')
+    visible_table(service(), table)  # a table the caller may not read is not there
     result = check_formula(
         current_app.extensions["cubebase"], db_session(), g.actor, table, formula
     )

@@ -9,15 +9,16 @@ on its next request).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from flask import current_app, request
 
-from ...platform.records import MAX_PAGE
-from ...platform.schema import Field, Schema, Table
+from ...platform.records import MAX_PAGE, RecordsService
+from ...platform.schema import Field, Table
 from . import api_state, bp
-from .records import service
+from .visibility import service, visible_tables
 
 OPENAPI_VERSION = "3.1.0"
 NULL = {"type": "null"}
@@ -104,11 +105,13 @@ def _field_doc(f: Field, schema: dict) -> dict:
     return doc
 
 
-def _table_components(table: Table) -> dict[str, dict]:
+def _table_components(table: Table, hidden: frozenset[str]) -> dict[str, dict]:
     key = table.key
     values: dict[str, Any] = {}
     inputs: dict[str, Any] = {}
     for f in table.data_fields():
+        if f.key in hidden:
+            continue
         out = _field_doc(f, value_schema(f, output=True))
         if not f.writable:
             out["readOnly"] = True
@@ -182,7 +185,7 @@ def _table_components(table: Table) -> dict[str, dict]:
     }
 
 
-def _common_components(schema: Schema) -> dict[str, dict]:
+def _common_components(tables: list[Table]) -> dict[str, dict]:
     return {
         "Error": {
             "type": "object",
@@ -223,7 +226,7 @@ def _common_components(schema: Schema) -> dict[str, dict]:
             "type": "object",
             "required": ["key", "label"],
             "properties": {
-                "key": {"type": "string", "enum": list(schema.tables)},
+                "key": {"type": "string", "enum": [t.key for t in tables]},
                 "label": {"type": "string"},
                 "display_field": {"type": ["string", "null"]},
                 "app": {"type": ["string", "null"]},
@@ -428,8 +431,12 @@ def _table_paths(table: Table) -> dict[str, dict]:
     }
 
 
-def build_document(schema: Schema) -> dict:
-    components = _common_components(schema)
+def build_document(svc: RecordsService) -> dict:
+    """The document as the caller sees the schema: the tables they may read, without
+    the fields hidden from them on every record."""
+    schema = svc.schema
+    tables = visible_tables(svc)
+    components = _common_components(tables)
     paths: dict[str, Any] = {
         "/openapi.json": {
             "get": {
@@ -487,8 +494,8 @@ def build_document(schema: Schema) -> dict:
             }
         },
     }
-    for table in schema.tables.values():
-        components.update(_table_components(table))
+    for table in tables:
+        components.update(_table_components(table, svc.access.hidden_fields(table)[0]))
         paths.update(_table_paths(table))
     error = {"content": {"application/json": {"schema": _ref("Error")}}}
     responses = {"Error": {"description": "An error", **error}}
@@ -504,7 +511,7 @@ def build_document(schema: Schema) -> dict:
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}, {"session": []}],
-        "tags": [{"name": t.key, "description": t.label} for t in schema.tables.values()],
+        "tags": [{"name": t.key, "description": t.label} for t in tables],
         "paths": paths,
         "components": {
             "schemas": components,
@@ -522,19 +529,28 @@ def build_document(schema: Schema) -> dict:
     }
 
 
-def document_bytes(schema: Schema) -> bytes:
+def document_bytes(svc: RecordsService) -> bytes:
+    """Built once per schema version and view of it (admins; else the role set, which
+    decides what rules hide), kept until the schema changes."""
+    version = svc.schema.version
+    view = "admin" if svc.access.unlimited else tuple(sorted(svc.actor.roles))
     cache = api_state().openapi
-    hit = cache.get(schema.version)
-    if hit is None:
-        hit = json.dumps(build_document(schema), separators=(",", ":")).encode()
+    if cache.get("version") != version:
         cache.clear()
-        cache[schema.version] = hit
+        cache["version"] = version
+    hit = cache.get(view)
+    if hit is None:
+        if len(cache) > 256:
+            cache.clear()
+            cache["version"] = version
+        hit = cache[view] = json.dumps(build_document(svc), separators=(",", ":")).encode()
     return hit
 
 
 @bp.get("/openapi.json")
 def openapi_document():
-    schema = service().schema
-    resp = current_app.response_class(document_bytes(schema), mimetype="application/json")
-    resp.set_etag(f"schema-{schema.version}")
+    svc = service()
+    body = document_bytes(svc)
+    resp = current_app.response_class(body, mimetype="application/json")
+    resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
     return resp.make_conditional(request)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, jsonify, request, url_for
+from flask import current_app, jsonify, request, url_for
 
 from ...platform.errors import BadRequest, CubebaseError, ValidationError
 from ...platform.listing import Condition
@@ -17,16 +17,13 @@ from ...platform.records import MAX_PAGE, FormulaFilter, Record, RecordsService
 from ...platform.schema import Table
 from . import bp, error_response, json_body, writes
 from .auth import db_session
+from .visibility import service, visible_table
 
 DEFAULT_LIMIT = 50
 EXPANDABLE = ("one", "many")
 RECORD_KEYS = frozenset({"fields"})
 UPDATE_KEYS = frozenset({"fields", "version"})
 BULK_ITEM_KEYS = frozenset({"id", "version", "fields"})
-
-
-def service() -> RecordsService:
-    return current_app.extensions["cubebase"].records(db_session(), g.actor)
 
 
 # --- query string -----------------------------------------------------------------
@@ -132,7 +129,7 @@ def _record_url(table: str, record_id: int) -> str:
 @bp.get("/tables/<table>/records")
 def list_records(table: str):
     svc = service()
-    t = svc.table(table)
+    t = visible_table(svc, table)
     formula = _text_arg("filter")
     fields = _list_arg("fields")
     expand = _expand_arg(t)
@@ -156,7 +153,7 @@ def list_records(table: str):
 @writes
 def create_record(table: str):
     svc = service()
-    t = svc.table(table)
+    t = visible_table(svc, table)
     values = _values(json_body(), RECORD_KEYS)
     record = svc.create(t.key, values)
     db_session().commit()
@@ -169,7 +166,7 @@ def create_record(table: str):
 @bp.get("/tables/<table>/records/<record_id>")
 def get_record(table: str, record_id: str):
     svc = service()
-    t = svc.table(table)
+    t = visible_table(svc, table)
     expand = _expand_arg(t)
     fields = _list_arg("fields")
     record = svc.get(t.key, record_id)
@@ -183,7 +180,7 @@ def get_record(table: str, record_id: str):
 @writes
 def update_record(table: str, record_id: str):
     svc = service()
-    t = svc.table(table)
+    t = visible_table(svc, table)
     body = json_body()
     values = _values(body, UPDATE_KEYS)
     version = _version(body.get("version"))
@@ -196,7 +193,7 @@ def update_record(table: str, record_id: str):
 @writes
 def delete_record(table: str, record_id: str):
     svc = service()
-    t = svc.table(table)
+    t = visible_table(svc, table)
     version = _int_arg("version", None, 1, 2**31 - 1)
     svc.delete(t.key, record_id, version=version)
     db_session().commit()
@@ -207,7 +204,7 @@ def delete_record(table: str, record_id: str):
 @writes
 def restore_record(table: str, record_id: str):
     svc = service()
-    t = svc.table(table)
+    t = visible_table(svc, table)
     record = svc.restore(t.key, record_id)
     db_session().commit()
     return jsonify(record.to_json(t))
@@ -216,7 +213,7 @@ def restore_record(table: str, record_id: str):
 @bp.get("/tables/<table>/records/<record_id>/history")
 def record_history(table: str, record_id: str):
     svc = service()
-    t = svc.table(table)
+    t = visible_table(svc, table)
     return jsonify({"history": svc.history(t.key, record_id)})
 
 
@@ -226,7 +223,7 @@ def bulk_write(table: str):
     """Create (items without ``id``) and update (items with ``id``) up to
     ``max_bulk_rows`` records in one transaction: all of them, or none."""
     svc = service()
-    t = svc.table(table)
+    t = visible_table(svc, table)
     body = json_body()
     unknown = sorted(set(body) - {"records"})
     items = body.get("records")

@@ -9,7 +9,7 @@ from flask import jsonify
 from ...platform.formulas import display
 from ...platform.schema import Field, Schema, Table
 from . import bp
-from .records import service
+from .visibility import service, visible_fields, visible_table, visible_tables
 
 # field settings a caller may see (permission rules and internal ids stay out)
 FIELD_SETTINGS = (
@@ -47,7 +47,9 @@ def describe_field(schema: Schema, table: Table, f: Field) -> dict[str, Any]:
     return out
 
 
-def describe_table(schema: Schema, table: Table, *, fields: bool) -> dict[str, Any]:
+def describe_table(
+    schema: Schema, table: Table, fields: list[Field] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "key": table.key,
         "label": table.label,
@@ -55,21 +57,19 @@ def describe_table(schema: Schema, table: Table, *, fields: bool) -> dict[str, A
         "app": table.app,
         "system": table.system,
     }
-    if fields:
-        out["fields"] = [describe_field(schema, table, f) for f in table.fields.values()]
+    if fields is not None:
+        out["fields"] = [describe_field(schema, table, f) for f in fields]
     return out
 
 
 @bp.get("/tables")
 def list_tables():
     svc = service()
-    schema = svc.schema
-    return jsonify(
-        {"tables": [describe_table(schema, t, fields=False) for t in schema.tables.values()]}
-    )
+    return jsonify({"tables": [describe_table(svc.schema, t) for t in visible_tables(svc)]})
 
 
 @bp.get("/tables/<table>")
 def get_table(table: str):
     svc = service()
-    return jsonify(describe_table(svc.schema, svc.table(table), fields=True))
+    t = visible_table(svc, table)
+    return jsonify(describe_table(svc.schema, t, visible_fields(svc, t)))
