@@ -871,10 +871,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.old_aggregates:
         from cubebase.formula.to_sql import SqlCompiler
-        from cubebase.platform import records
 
         SqlCompiler._groupable = lambda self, n, outer: False  # type: ignore[method-assign]
-        records._computed = lambda key: False
+        from cubebase.platform.records import plans, reading
+
+        plans.computed_key = reading.computed_key = lambda key: False
     if args.quick:
         args.customers = args.customers or 10_000
         args.deals = args.deals or args.customers * 10
