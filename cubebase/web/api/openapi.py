@@ -31,7 +31,7 @@ def _ref(name: str) -> dict:
 
 def _nullable(schema: dict) -> dict:
     if "enum" in schema:
-        return {**schema, "enum": [*schema["enum"], None]}
+        return {**schema, "type": [schema["type"], "null"], "enum": [*schema["enum"], None]}
     t = schema.get("type")
     if isinstance(t, str) and set(schema) <= {"type", "format", "pattern", "maxLength", "items"}:
         return {**schema, "type": [t, "null"]}
