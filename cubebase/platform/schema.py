@@ -109,6 +109,7 @@ class Table:
     fields: dict[str, Field]
     sql: sa.Table
     junctions: dict[int, sa.Table]
+    signature: tuple | None = field(default=None, repr=False)  # its metadata rows, compared
 
     def field(self, key: str) -> Field:
         try:
@@ -255,25 +256,64 @@ class Schema:
     def load(cls, session: Session, version: int, tz: tzinfo) -> Schema:
         tdefs = session.scalars(sa.select(TableDef).order_by(TableDef.id)).all()
         fdefs = session.scalars(sa.select(FieldDef).order_by(FieldDef.position, FieldDef.id)).all()
+        return cls.from_defs(version, tdefs, fdefs, tz)
+
+    @classmethod
+    def from_defs(
+        cls,
+        version: int,
+        tdefs: list[TableDef],
+        fdefs: list[FieldDef],
+        tz: tzinfo,
+        previous: Schema | None = None,
+    ) -> Schema:
+        """A snapshot from metadata rows (``fdefs`` in position order); also used
+        to check app files against the schema they would make, before applying.
+
+        With ``previous`` (a snapshot private to the caller, as the schema editor's
+        own), a table whose rows did not change keeps its Core table and fields and
+        only the changed tables are built again, in ``previous``'s MetaData: a long
+        run of schema changes then costs each step one changed table, not the whole
+        schema. ``previous`` stays usable but should not be handed out afterwards."""
         keys = {t.id: t.key for t in tdefs}
         field_rows: dict[int, list[FieldDef]] = {t.id: [] for t in tdefs}
         for fd in fdefs:
             field_rows.setdefault(fd.table_id, []).append(fd)
         by_field_id = {fd.id: fd for fd in fdefs}
-        metadata = sa.MetaData()
+        signatures = {td.id: _signature(td, field_rows[td.id], keys, by_field_id) for td in tdefs}
+        kept: dict[int, Table] = {}
+        if previous is not None:
+            metadata = previous.metadata
+            for old in previous.tables.values():
+                sig = signatures.get(old.id)
+                if sig is not None and sig == old.signature:
+                    kept[old.id] = old
+                    continue
+                for fid, j in old.junctions.items():
+                    f = old.field_by_id(fid)
+                    if f is not None and f.link_kind == "many" and metadata.tables.get(j.name) is j:
+                        metadata.remove(j)
+                if metadata.tables.get(old.sql.name) is old.sql:
+                    metadata.remove(old.sql)
+        else:
+            metadata = sa.MetaData()
         tables: list[Table] = []
         for td in tdefs:
-            fields: dict[str, Field] = {}
-            for fd in field_rows[td.id]:
-                fields[fd.key] = _field_from_def(fd, td.key, keys, by_field_id, tz)
-            columns = system_columns()
-            for f in fields.values():
-                col = field_column(td.id, f, _target_id(f, keys, by_field_id))
-                if col is not None:
-                    columns.append(col)
-            t = sa.Table(table_name(td.id), metadata, *columns)
-            for f in fields.values():
-                field_indexes(t, td.id, f)  # an Index on a table's column attaches to it
+            old = kept.get(td.id)
+            if old is not None:
+                fields, t = old.fields, old.sql
+            else:
+                fields = {}
+                for fd in field_rows[td.id]:
+                    fields[fd.key] = _field_from_def(fd, td.key, keys, by_field_id, tz)
+                columns = system_columns()
+                for f in fields.values():
+                    col = field_column(td.id, f, _target_id(f, keys, by_field_id))
+                    if col is not None:
+                        columns.append(col)
+                t = sa.Table(table_name(td.id), metadata, *columns)
+                for f in fields.values():
+                    field_indexes(t, td.id, f)  # an Index on a table's column attaches to it
             tables.append(
                 Table(
                     td.id,
@@ -286,12 +326,17 @@ class Schema:
                     fields,
                     t,
                     {},
+                    signatures[td.id],
                 )
             )
         by_key = {t.key: t for t in tables}
         for t in tables:
+            old = kept.get(t.id)
             for f in t.fields.values():
                 if f.link_kind == "many":
+                    if old is not None and f.id in old.junctions:
+                        t.junctions[f.id] = old.junctions[f.id]
+                        continue
                     target = by_key[f.target_key]
                     t.junctions[f.id] = junction_table(metadata, f, t.id, target.id)
         for t in tables:
@@ -300,6 +345,27 @@ class Schema:
                     fwd = by_field_id[f.config["reverse_of"]]
                     t.junctions[f.id] = by_key[keys[fwd.table_id]].junctions[fwd.id]
         return cls(version, tables, metadata, tz)
+
+
+def _signature(
+    td: Any, rows: list[Any], keys: dict[int, str], by_field_id: dict[int, Any]
+) -> tuple | None:
+    """Everything a table's snapshot is built from, when given plain rows (the
+    schema editor's): equal signatures, equal tables. Rows kept from an earlier
+    read compare by identity, so an unchanged table costs almost nothing; the keys
+    of the tables its links point to are part of it (links name targets by key)."""
+    if not isinstance(td, sa.Row):
+        return None
+    targets = []
+    for fd in rows:
+        if fd.type == "link":
+            cfg = fd.config or {}
+            if cfg.get("reverse_of"):
+                fwd = by_field_id.get(cfg["reverse_of"])
+                targets.append(keys.get(fwd.table_id) if fwd is not None else None)
+            else:
+                targets.append(keys.get(cfg.get("to")))
+    return (tuple(td), tuple(rows), tuple(targets))
 
 
 def _target_id(f: Field, keys: dict[int, str], by_field_id: dict[int, FieldDef]) -> int | None:

@@ -147,18 +147,58 @@ class SchemaEditor:
         self.ops = Operations(MigrationContext.configure(session.connection()))
         self.dialect = session.connection().dialect.name
         self._schema: Schema | None = None
+        self._previous: Schema | None = None  # the last snapshot, reused table by table
+        self._rows: dict[int, list] = {}  # table id -> its field rows as last read
+        self._dirty: set[int] | None = None  # tables to read again (None: all)
 
     # --- the current schema, reloaded after each change -----------------------
     @property
     def schema(self) -> Schema:
+        """The schema as changed so far. After a change it is read again on first
+        use: only the field rows of the tables a change touched are read again, and
+        only tables whose rows changed are built again (the rest is kept from the
+        previous snapshot), so an app of many tables and fields installs in time
+        proportional to its size rather than its square."""
         if self._schema is None:
             version = bump_schema_version(self.session)
-            self._schema = Schema.load(self.session, version, self.platform.registry.tz)
+            tdefs = self.session.execute(sa.select(TableDef.__table__).order_by("id")).all()
+            fields_t = FieldDef.__table__
+            stmt = sa.select(fields_t).order_by("table_id", "position", "id")
+            live = {td.id for td in tdefs}
+            if self._dirty is None:
+                reread = live
+                rows = self.session.execute(stmt).all()
+            else:
+                reread = (self._dirty | (live - set(self._rows))) & live
+                rows = (
+                    self.session.execute(stmt.where(fields_t.c.table_id.in_(sorted(reread)))).all()
+                    if reread
+                    else []
+                )
+            for tid in reread:
+                self._rows[tid] = []
+            for row in rows:
+                self._rows.setdefault(row.table_id, []).append(row)
+            for tid in set(self._rows) - live:
+                del self._rows[tid]
+            fdefs = [row for td in tdefs for row in self._rows.get(td.id, [])]
+            self._schema = Schema.from_defs(
+                version, tdefs, fdefs, self.platform.registry.tz, previous=self._previous
+            )
+            self._previous = self._schema
+            self._dirty = set()
         return self._schema
 
-    def _changed(self) -> None:
+    def _changed(self, *table_ids: int) -> None:
+        """After a change: flush it, and read the schema again when next needed.
+        ``table_ids``: the only tables whose fields the change touched (none given:
+        any table may have changed)."""
         self.session.flush()
         self._schema = None
+        if not table_ids:
+            self._dirty = None
+        elif self._dirty is not None:
+            self._dirty.update(table_ids)
 
     # --- tables -----------------------------------------------------------------
     def create_table(
@@ -199,7 +239,7 @@ class SchemaEditor:
                 )
             )
         self.ops.create_table(table_name(td.id), *system_columns())
-        self._changed()
+        self._changed(td.id)
         for spec in fields:
             self.add_field(key, spec)
         if display_field:
@@ -242,7 +282,7 @@ class SchemaEditor:
                 **{k: v for k, v in (td.config or {}).items() if k in RULE_KEYS},
                 **config,
             }
-        self._changed()
+        self._changed(table.id)
         return self.schema.table(td.key)
 
     def delete_table(self, key: str, *, confirm: bool = False) -> int:
@@ -357,7 +397,7 @@ class SchemaEditor:
             self._number_existing(table, field_)
         if related_name:
             self._add_reverse(fd, field_, related_name)
-        self._changed()
+        self._changed(table.id, *self._reverse_table_ids(field_, related_name))
         if formula_source is not None:
             self._save_formula(table_key, key, formula_source)
         if default_source is not None:
@@ -382,7 +422,7 @@ class SchemaEditor:
             stored_rules.append({"rule": stored, "message": rule["message"].strip()})
         td = self.session.get(TableDef, table.id)
         td.config = {**(td.config or {}), "validations": stored_rules}
-        self._changed()
+        self._changed(table.id)
         return self.schema.table(table_key)
 
     def set_permissions(self, table_key: str, rules: list[dict[str, Any]]) -> Table:
@@ -392,7 +432,7 @@ class SchemaEditor:
         stored = permission_rules.store_row_rules(self.session, self.schema, table, rules)
         td = self.session.get(TableDef, table.id)
         td.config = {**(td.config or {}), "permissions": stored}
-        self._changed()
+        self._changed(table.id)
         return self.schema.table(table_key)
 
     def set_lock(self, table_key: str, rule: str | None) -> Table:
@@ -407,7 +447,7 @@ class SchemaEditor:
                 self.schema, table_key, rule, "Lock rule", ft.BOOLEAN
             )
         td.config = config
-        self._changed()
+        self._changed(table.id)
         return self.schema.table(table_key)
 
     def set_field_permissions(
@@ -422,7 +462,7 @@ class SchemaEditor:
         if stored:
             config["permissions"] = stored
         fd.config = config
-        self._changed()
+        self._changed(table.id)
         return self.schema.table(table_key).field(field_key)
 
     def _save_formula(self, table_key: str, field_key: str, source: str) -> None:
@@ -435,7 +475,7 @@ class SchemaEditor:
             "formula": stored,
             "result_type": formulas.result_type_name(checked.type),
         }
-        self._changed()
+        self._changed(fd.table_id)
         formulas.check_no_cycle(self.schema, table_key, field_key)
 
     def _save_default(self, table_key: str, field_key: str, source: str | None) -> None:
@@ -449,7 +489,7 @@ class SchemaEditor:
             fd.default, _ = formulas.store(
                 self.schema, table_key, source, f"Default of `{field_key}`", f.ftype.formula_type(f)
             )
-        self._changed()
+        self._changed(f.table_id)
 
     def update_field(
         self,
@@ -521,7 +561,8 @@ class SchemaEditor:
                 raise BadRequest(f"A {_kind(f.type, f.config)} field cannot be unique")
             self._set_unique(table, f, unique)
             fd.unique = unique
-        self._changed()
+        related = config is not None and "related_name" in config
+        self._changed(table.id, *self._reverse_table_ids(f, related))
         if config is not None and f.type == "formula" and new_formula is not None:
             self._save_formula(table_key, fd.key, new_formula)
         if default is not ...:
@@ -600,7 +641,7 @@ class SchemaEditor:
         fd.config = dict(target.config)
         if fd.unique and not target.ftype.can_be_unique:
             fd.unique = False
-        self._changed()
+        self._changed(table.id)
         new_field = self.schema.table(table_key).field(f.key)
         if new_field.unique:
             self._create_indexes(self.schema.table(table_key), new_field)
@@ -648,6 +689,12 @@ class SchemaEditor:
         return count
 
     # --- internals ------------------------------------------------------------------
+    def _reverse_table_ids(self, f: Field, related: Any) -> list[int]:
+        """The table holding (or that held) the reverse side of link ``f``."""
+        if not related or not f.target_key or not self.schema.has_table(f.target_key):
+            return []
+        return [self.schema.table(f.target_key).id]
+
     def _field_of(self, fd: FieldDef, table_key: str) -> Field:
         from .schema import _field_from_def
 
