@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.web.api.conftest import error_of
+from tests.web.api.test_openapi import MAX_EXAMPLES, run_schemathesis
 
 R = "/api/v1/tables"
 
@@ -52,6 +53,7 @@ def world(app, client, users):
     ).get_json()
     return {
         "ann": users.client("ann@example.com"),
+        "ann_token": users.token("ann@example.com"),
         "mine": mine["id"],
         "theirs": theirs["id"],
         "deal": deal["id"],
@@ -153,3 +155,8 @@ def test_a_create_outside_the_rules_is_refused(world, users):
     resp = ann.post(f"{R}/customers/records", json={"fields": {"name": "Someone else's"}})
     assert resp.status_code in (403, 422)
     error_of(resp)
+
+
+def test_schemathesis_as_a_user_under_rules(app, world):
+    """The document and the answers as a salesperson sees them: no 5xx, conforming."""
+    run_schemathesis(app, world["ann_token"], "positive", max(2, MAX_EXAMPLES // 2))
