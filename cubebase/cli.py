@@ -220,5 +220,96 @@ def access(
     click.echo(json.dumps(result, indent=2, default=str) if as_json else describe(result))
 
 
+@main.group()
+def schema() -> None:
+    """Apply, preview and export schema definition files (apps as files)."""
+
+
+@schema.command("diff")
+@click.argument("path", type=click.Path())
+@click.option("--demo", is_flag=True, help="Count the demo records too.")
+@click.option("--db", help="Database URL.")
+@friendly
+def schema_diff(path: str, demo: bool, db: str | None) -> None:
+    """Print what applying PATH (an app folder or file) would change, in words."""
+    from .schema_defs import load_app, plan_app
+
+    app = load_app(path)
+    platform = make_platform(db)
+    click.echo(plan_app(platform, app, demo=demo).describe())
+
+
+@schema.command("apply")
+@click.argument("path", type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Apply, measure on the live data, roll back.")
+@click.option("--confirm-data-loss", is_flag=True, help="Go ahead with steps that lose values.")
+@click.option("--demo", is_flag=True, help="Also load the demo records into empty tables.")
+@click.option("--db", help="Database URL.")
+@friendly
+def schema_apply(
+    path: str, dry_run: bool, confirm_data_loss: bool, demo: bool, db: str | None
+) -> None:
+    """Apply the app files at PATH to the database, in one transaction."""
+    from .schema_defs import apply_app, load_app
+
+    app = load_app(path)
+    platform = make_platform(db)
+    result = apply_app(
+        platform, app, confirm_data_loss=confirm_data_loss, dry_run=dry_run, demo=demo
+    )
+    click.echo(result.describe())
+    if dry_run:
+        click.echo("Dry run: nothing was changed.")
+    elif result.applied:
+        click.echo("Applied.")
+
+
+@schema.command("export")
+@click.option("--out", type=click.Path(), help="Folder to write (default: print the files).")
+@click.option("--app", "app_key", help="Only this app's tables (default: every table).")
+@click.option("--db", help="Database URL.")
+@friendly
+def schema_export(out: str | None, app_key: str | None, db: str | None) -> None:
+    """Write the live schema back to app files."""
+    from pathlib import Path
+
+    from .schema_defs import app_files, live_app, write_app
+
+    platform = make_platform(db)
+    with platform.session() as session:
+        app = live_app(platform.schema(session), session, app_key)
+    if out:
+        for path in write_app(app, Path(out)):
+            click.echo(f"wrote {path}")
+        return
+    for name, text in app_files(app).items():
+        click.echo(f"# --- {name}")
+        click.echo(text, nl=False)
+
+
+@main.group("app")
+def app_group() -> None:
+    """Install apps shipped with Cubebase."""
+
+
+@app_group.command("install")
+@click.argument("name")
+@click.option("--demo", is_flag=True, help="Load the app's demo records too.")
+@click.option("--confirm-data-loss", is_flag=True, help="Go ahead with steps that lose values.")
+@click.option("--db", help="Database URL.")
+@friendly
+def app_install(name: str, demo: bool, confirm_data_loss: bool, db: str | None) -> None:
+    """Install (or upgrade) the app NAME from cubebase/apps/NAME."""
+    from .schema_defs import install_app
+
+    platform = make_platform(db)
+    result = install_app(platform, name, demo=demo, confirm_data_loss=confirm_data_loss)
+    if result.plan.empty:
+        click.echo(f"App {name} is installed and up to date; nothing to do.")
+        return
+    click.echo(result.describe())
+    click.echo(f"App {name} installed.")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

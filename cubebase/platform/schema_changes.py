@@ -688,6 +688,33 @@ class SchemaEditor:
         self._changed()
         return count
 
+    # --- questions and small changes used by app files (schema_defs) ---------------
+    def count_values(self, table_key: str, field_key: str) -> int:
+        """How many values a field holds (what deleting it would lose)."""
+        table = self.schema.table(table_key)
+        return self._count_values(table, table.field(field_key))
+
+    def count_records(self, table_key: str) -> int:
+        """How many records a table holds, the trash included."""
+        table = self.schema.table(table_key)
+        return self.session.scalar(sa.select(sa.func.count()).select_from(table.sql)) or 0
+
+    def reorder_fields(self, table_key: str, keys: list[str]) -> Table:
+        """Put the named fields first, in this order (form order); metadata only."""
+        table = self.schema.table(table_key)
+        for pos, key in enumerate(keys, start=1):
+            f = table.field(key)
+            if not f.system:
+                self.session.get(FieldDef, f.id).position = pos
+        self._changed(table.id)
+        return self.schema.table(table_key)
+
+    def clear_display_field(self, table_key: str) -> Table:
+        table = self.schema.table(table_key)
+        self.session.get(TableDef, table.id).display_field = None
+        self._changed(table.id)
+        return self.schema.table(table_key)
+
     # --- internals ------------------------------------------------------------------
     def _reverse_table_ids(self, f: Field, related: Any) -> list[int]:
         """The table holding (or that held) the reverse side of link ``f``."""

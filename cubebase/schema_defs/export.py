@@ -1,0 +1,251 @@
+"""The live schema back to app files: live tables -> IR -> YAML.
+
+Keys come out in the IR's declaration order and settings at their defaults are
+left out, so the same schema always gives the same bytes; formulas are shown
+with today's field names. Fields are written one per line as flow mappings
+(``- {key: name, type: text}``) when short enough, in form order. Seed and demo
+records are data, not schema: they are not exported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..platform import formulas
+from ..platform.models import Role
+from ..platform.schema import USERS, Field, Schema, Table
+from . import ir
+from .validate import APP_FIELDS, app_tables, app_user_fields
+
+FLOW_WIDTH = 100
+
+
+def default_label(key: str, *, table: bool = False) -> str:
+    text = key.replace("_", " ")
+    return text.title() if table else text.capitalize()
+
+
+def live_field(schema: Schema, table: Table, f: Field) -> ir.FieldSpec:
+    cfg = f.config
+    spec = ir.FieldSpec(key=f.key, type=f.type)  # type: ignore[arg-type]
+    if f.label != default_label(f.key):
+        spec.label = f.label
+    spec.required = f.required
+    spec.unique = f.unique
+    spec.indexed = bool(cfg.get("indexed"))
+    spec.default = formulas.display(schema, table.key, f.default) if f.default else None
+    spec.help = f.help or None
+    for name in ("options", "precision", "currency", "max_length", "prefix"):
+        if cfg.get(name) is not None:
+            setattr(spec, name, cfg[name])
+    if f.type == "link":
+        spec.to = f.target_key
+        spec.many = bool(cfg.get("many"))
+    if f.type in ("link", "user"):
+        spec.related_name = cfg.get("related_name")
+    if f.type == "formula":
+        spec.formula = formulas.display(schema, table.key, cfg.get("formula"))
+    return spec
+
+
+def exported_fields(table: Table, only: list[str] | None = None) -> list[Field]:
+    out = [
+        f
+        for f in table.fields.values()
+        if not f.system and f.link_kind not in ("reverse", "reverse_many")
+    ]
+    if only is not None:
+        out = [f for f in out if f.key in only]
+    return out
+
+
+def live_table(
+    schema: Schema, table: Table, *, only_fields: list[str] | None = None
+) -> ir.TableSpec:
+    key = table.key
+    spec = ir.TableSpec(key=key)
+    show = lambda stored: formulas.display(schema, key, stored)  # noqa: E731
+    spec.fields = [live_field(schema, table, f) for f in exported_fields(table, only_fields)]
+    if table.system:
+        return spec
+    if table.label != default_label(key, table=True):
+        spec.label = table.label
+    spec.display = table.display_field
+    cfg = table.config
+    spec.validations = [
+        ir.ValidationDef(rule=show(v["rule"]), message=v["message"])
+        for v in cfg.get("validations") or []
+    ]
+    spec.lock = show(cfg.get("lock")) if cfg.get("lock") else None
+    spec.permissions = [
+        ir.RowPermission(
+            role=r["role"],
+            **{a: show(r[a]) for a in ("read", "create", "update", "delete") if r.get(a)},
+        )
+        for r in cfg.get("permissions") or []
+    ]
+    spec.field_permissions = [
+        ir.FieldPermission(
+            field=f.key, role=r["role"], **{a: show(r[a]) for a in ("read", "write") if r.get(a)}
+        )
+        for f in table.fields.values()
+        for r in f.config.get("permissions") or []
+    ]
+    spec.views = [
+        ir.ViewDef(
+            key=v["key"],
+            label=v.get("label"),
+            fields=v.get("fields"),
+            filter=show(v["filter"]) if v.get("filter") else None,
+            sort=v.get("sort"),
+        )
+        for v in cfg.get("views") or []
+    ]
+    return spec
+
+
+def live_app(schema: Schema, session, app_key: str | None) -> ir.AppSpec:
+    """The live schema as an app: the tables of ``app_key`` (None: every table) and the
+    users fields the app added."""
+    import sqlalchemy as sa
+
+    roles_q = sa.select(Role).order_by(Role.id)
+    if app_key is not None:
+        roles_q = roles_q.where(Role.app == app_key)
+    roles = [
+        ir.RoleDef(
+            key=r.key, label=None if r.label == default_label(r.key, table=True) else r.label
+        )
+        for r in session.scalars(roles_q)
+        if r.key != "admin"
+    ]
+    if app_key is None:
+        tables = [t for t in schema.tables.values() if not t.system]
+        user_fields = (
+            [f.key for f in exported_fields(schema.table(USERS)) if f.key not in _builtin_users()]
+            if schema.has_table(USERS)
+            else []
+        )
+    else:
+        tables = app_tables(schema, app_key)
+        user_fields = app_user_fields(schema, app_key)
+    specs = []
+    if user_fields:
+        specs.append(live_table(schema, schema.table(USERS), only_fields=user_fields))
+    specs += [live_table(schema, t) for t in tables]
+    return ir.AppSpec(app=app_key or "app", roles=roles, tables=specs)
+
+
+def _builtin_users() -> set[str]:
+    from .validate import BUILTIN_USER_FIELDS
+
+    return set(BUILTIN_USER_FIELDS)
+
+
+# --- IR -> plain data -> YAML ---------------------------------------------------------
+
+
+class _Flow(dict):
+    """A mapping written on one line."""
+
+
+def _flow_representer(dumper: yaml.SafeDumper, data: _Flow) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
+
+
+def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Flow, _flow_representer)
+_Dumper.add_representer(str, _str_representer)
+
+
+def to_data(node: Any) -> Any:
+    """An IR object as plain data in declaration order, defaults left out."""
+    if dataclasses.is_dataclass(node):
+        out = {}
+        for f in ir.ir_fields(type(node)):
+            value = getattr(node, f.name)
+            if value is None or value is False or value == []:
+                continue
+            if value == ir.default_of(f):
+                continue
+            if ir.marker(ir.unwrap_optional(ir.hints(type(node))[f.name])[0]) is ir.RULE:
+                value = {"TRUE": True, "FALSE": False}.get(value, value)
+            out[f.name] = to_data(value)
+        shorthand = getattr(type(node), "__shorthand__", None)
+        if shorthand and list(out) == [shorthand]:
+            return out[shorthand]
+        return out
+    if isinstance(node, list):
+        return [to_data(v) for v in node]
+    return node
+
+
+def _flowed(data: Any, depth: int = 0) -> Any:
+    """Short mappings inside lists are written on one line."""
+    if isinstance(data, dict):
+        return {k: _flowed(v, depth + 1) for k, v in data.items()}
+    if isinstance(data, list):
+        out = []
+        for item in data:
+            if isinstance(item, dict) and _short(item):
+                out.append(_Flow(item))
+            else:
+                out.append(_flowed(item, depth + 1))
+        return out
+    return data
+
+
+def _short(item: dict) -> bool:
+    if any(isinstance(v, dict) or (isinstance(v, str) and "\n" in v) for v in item.values()):
+        return False
+    text = yaml.dump(item, Dumper=_Dumper, default_flow_style=True, width=10_000, sort_keys=False)
+    return len(text) <= FLOW_WIDTH
+
+
+def dump(data: Any) -> str:
+    return yaml.dump(
+        _flowed(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=FLOW_WIDTH
+    )
+
+
+def app_files(app: ir.AppSpec) -> dict[str, str]:
+    """File name -> text: ``app.yaml`` (app, roles, the users fields) and one file per table."""
+    head = to_data(dataclasses.replace(app, tables=[t for t in app.tables if t.key == USERS]))
+    files = {"app.yaml": dump(head)}
+    for t in app.tables:
+        if t.key == USERS:
+            continue
+        name = f"{t.key}.yaml" if t.key != "app" else "app_table.yaml"
+        files[name] = dump(to_data(t))
+    return files
+
+
+def write_app(app: ir.AppSpec, out: Path) -> list[Path]:
+    """Write the app's files into ``out`` (created when missing); other .yaml files there
+    are removed, so the folder is exactly the app."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = app_files(app)
+    for old in out.iterdir():
+        if old.suffix in (".yaml", ".yml") and old.name not in files:
+            old.unlink()
+    written = []
+    for name, text in files.items():
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+__all__ = ["APP_FIELDS", "app_files", "live_app", "live_table", "write_app"]
