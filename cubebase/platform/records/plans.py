@@ -48,15 +48,6 @@ class TablePlan:
         self.to_db = [
             (f, f.key, column, overridden(ftype, "to_db")) for f, ftype, column, _ in self.columns
         ]
-        self.created = {
-            f.key: (
-                f,
-                str(f.id),
-                overridden(f.ftype, "to_json"),
-                overridden(f.ftype, "is_blank"),
-            )
-            for f in fields
-        }
         # columns written as JSON text by COPY (multi-select, file)
         self.json_columns = frozenset(
             column

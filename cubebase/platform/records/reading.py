@@ -467,26 +467,35 @@ class Reading:
         return records
 
     def history(self, table_key: str, record_id: Any) -> list[dict[str, Any]]:
-        """Every change of a record, oldest first: who, when, and each field's old and new value."""
+        """Every change of a record, oldest first: who, when, and each field's old and
+        new value (fields the actor may not read left out).
+
+        A record's creation has no history row of its own: who and when are its
+        ``created_by``/``created_at``, and the values it started with are each
+        field's first recorded old value, or its value today if it never changed
+        (so a bulk import writes each record once, not twice)."""
         table = self.table(table_key)
         rid = record_id_of(record_id, table)
-        exists = self.session.scalar(sa.select(table.sql.c.id).where(table.sql.c.id == rid))
-        if exists is None:
-            raise NotFound(f"No {singular(table)} with id {rid}")
+        # a record in the trash keeps its history; only its readers see it
+        current = self._fetch(table, rid, trashed=None, whole=True)
         readable = set(table.fields)
         if not self.access.unlimited:
-            # a record in the trash keeps its history; only its readers see it
-            current = self._fetch(table, rid, trashed=None, whole=True)
             readable = self.access.readable_keys(table, {"id": current.id, **current.values})
         by_id = {str(f.id): f for f in table.fields.values()}
+        entries = [
+            (h.version, h.action, h.changed_at, h.changed_by, h.note, h.changes or {})
+            for h in self.session.scalars(
+                sa.select(HistoryEntry)
+                .where(HistoryEntry.table_id == table.id, HistoryEntry.record_id == rid)
+                .order_by(HistoryEntry.id)
+            )
+        ]
+        if not entries or entries[0][1] != "create":
+            entries.insert(0, self._created_entry(table, current, entries))
         out = []
-        for h in self.session.scalars(
-            sa.select(HistoryEntry)
-            .where(HistoryEntry.table_id == table.id, HistoryEntry.record_id == rid)
-            .order_by(HistoryEntry.id)
-        ):
+        for version, action, at, by, note, recorded in entries:
             changes = []
-            for fid, (old, new) in (h.changes or {}).items():
+            for fid, (old, new) in recorded.items():
                 f = by_id.get(fid)
                 if f is None and not self.access.unlimited:
                     continue  # a deleted field: nobody can say who may read it any more
@@ -497,14 +506,33 @@ class Reading:
                 )
             out.append(
                 {
-                    "version": h.version,
-                    "action": h.action,
-                    "at": h.changed_at.replace(tzinfo=h.changed_at.tzinfo or UTC)
-                    .isoformat()
-                    .replace("+00:00", "Z"),
-                    "by": h.changed_by,
-                    "note": h.note,
+                    "version": version,
+                    "action": action,
+                    "at": at.replace(tzinfo=at.tzinfo or UTC).isoformat().replace("+00:00", "Z"),
+                    "by": by,
+                    "note": note,
                     "changes": changes,
                 }
             )
         return out
+
+    def _created_entry(self, table: Table, current: Record, entries: list[tuple]) -> tuple:
+        """The creation of a record, derived from the record and its later changes."""
+        first_old: dict[str, Any] = {}
+        for *_, recorded in entries:
+            for fid, (old, _new) in recorded.items():
+                first_old.setdefault(fid, old)
+        changes = {}
+        for f in table.fields.values():
+            if f.system or f.type == "formula" or f.link_kind in ("reverse", "reverse_many"):
+                continue
+            fid = str(f.id)
+            if fid in first_old:
+                value = first_old[fid]
+            else:
+                value = f.ftype.to_json(f, current.values.get(f.key))
+            if value is None or value == "" or value == []:
+                continue
+            changes[fid] = [None, value]
+        values = current.values
+        return (1, "create", values["created_at"], values.get("created_by"), None, changes)

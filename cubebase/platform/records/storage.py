@@ -16,21 +16,9 @@ from ..errors import (
     FieldProblem,
     ValidationError,
 )
-from ..models import HistoryEntry
 from ..schema import Table
 
 COPY_MIN_ROWS = 100  # PostgreSQL: from this many rows, COPY beats a pipelined executemany
-
-
-HISTORY_COLUMNS = (
-    "table_id",
-    "record_id",
-    "version",
-    "action",
-    "changed_at",
-    "changed_by",
-    "changes",
-)
 
 
 BUSY = ("database is locked", "deadlock detected")  # SQLite's stale snapshot, PG deadlocks
@@ -80,20 +68,6 @@ class Storage:
             sa.insert(t).returning(t.c.id, sort_by_parameter_order=True), db_rows
         )
         return [r[0] for r in result]
-
-    def _insert_history(self, rows: list[tuple]) -> None:
-        """History rows given as tuples in the order of ``HISTORY_COLUMNS``."""
-        if self.platform.dialect == "postgresql" and len(rows) >= COPY_MIN_ROWS:
-            self._copy(
-                HistoryEntry.__tablename__,
-                HISTORY_COLUMNS,
-                ((*r[:-1], json.dumps(r[-1])) for r in rows),
-            )
-            return
-        self.session.execute(
-            sa.insert(HistoryEntry.__table__),
-            [dict(zip(HISTORY_COLUMNS, r, strict=True)) for r in rows],
-        )
 
     def _copy(self, table_name: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
         """``COPY table (columns) FROM STDIN`` on the session's own connection, inside

@@ -112,13 +112,8 @@ class Writing:
                 self.platform.hooks.run_before(self, table, None, None, values)
             ids = self._insert_rows(table, db_rows)
             self._write_many_links(table, ids, prepared, replace=False)
-            changes = self._created_changes
-            self._insert_history(
-                [
-                    (table.id, rid, 1, "create", now, user, changes(table, values))
-                    for rid, values in zip(ids, prepared, strict=True)
-                ]
-            )
+            # no history row: creation is the record's created_at/by and its first
+            # values, derived when the history is read (see ``history``)
             self.session.flush()
             for rid, values in zip(ids, prepared, strict=True):
                 self.platform.hooks.run_after(self, table, rid, None, values)
@@ -468,28 +463,9 @@ class Writing:
                 if pairs:
                     self.session.execute(sa.insert(j), pairs)
 
-    def _created_changes(self, table: Table, values: Mapping[str, Any]) -> dict:
-        """``_changes(table, {}, values)``: every value of a new record that is not blank."""
-        out = {}
-        created = self._plan(table).created
-        for k, v in values.items():
-            if v is None:
-                continue
-            f, field_id, to_json, is_blank = created[k]
-            if v == "" or v == [] if is_blank is None else is_blank(v):
-                continue
-            out[field_id] = [None, v if to_json is None else to_json(f, v)]
-        return out
-
     def _changes(self, table: Table, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
         out = {}
         history = self._plan(table).history
-        if not old:  # a new record: every value that is not blank
-            for k, v in new.items():
-                f, ftype, field_id = history[k]
-                if v is not None and not ftype.is_blank(v):
-                    out[field_id] = [None, ftype.to_json(f, v)]
-            return out
         for k, v in new.items():
             f, ftype, field_id = history[k]
             before = old.get(k)
