@@ -344,8 +344,8 @@ class _Walker:
             return _BAD
         try:
             v = self.constructor.construct_object(node)
-        except ConstructorError as exc:
-            self.error(node, path, f"not a valid value: {exc.problem}")
+        except (ConstructorError, ValueError, TypeError) as exc:
+            self.error(node, path, f"not a valid value: {getattr(exc, 'problem', None) or exc}")
             return _BAD
         if str in kinds and node.tag == STR_TAG:
             return v
@@ -369,8 +369,8 @@ class _Walker:
         if isinstance(node, ScalarNode):
             try:
                 return self.constructor.construct_object(node)
-            except ConstructorError as exc:
-                self.error(node, path, f"not a valid value: {exc.problem}")
+            except (ConstructorError, ValueError, TypeError) as exc:
+                self.error(node, path, f"not a valid value: {getattr(exc, 'problem', None) or exc}")
                 return _BAD
         if isinstance(node, SequenceNode):
             out = [self.plain(c, f"{path}[{i}]") for i, c in enumerate(node.value)]

@@ -11,6 +11,7 @@ checker's message and caret.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ class Resolved:
     deleted_fields: list[Field] = field(default_factory=list)
     stored: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, what) -> stored
     roles: dict[str, str] = field(default_factory=dict)  # every role after apply: key -> label
+    clashes: list[tuple] = field(default_factory=list)  # (table, field) whose related_name is taken
 
     def live_field(self, table_key: str, field_key: str) -> Field | None:
         return self.fields.get((table_key, field_key))
@@ -64,13 +66,29 @@ def resolve(app: ir.AppSpec, live: Schema, live_roles: dict[str, str]) -> Resolv
     """Check the app against the live schema; AppFileError lists every problem."""
     problems = Problems()
     _check_shape(app, live, problems)
-    problems.raise_if_any()
+    app = _first_of_each(app)  # a key defined twice is reported; the first one is checked
     res = _match(app, live, live_roles, problems)
-    problems.raise_if_any()
     res.virtual = _virtual_schema(res)
     _check_meaning(res, problems)
     problems.raise_if_any()
     return res
+
+
+def _first_of_each(app: ir.AppSpec) -> ir.AppSpec:
+    def first(items: list, key) -> list:
+        seen: set = set()
+        out = []
+        for item in items:
+            if key(item) not in seen:
+                seen.add(key(item))
+                out.append(item)
+        return out
+
+    tables = [
+        dataclasses.replace(t, fields=first(t.fields, lambda f: f.key))
+        for t in first(app.tables, lambda t: t.key)
+    ]
+    return dataclasses.replace(app, tables=tables)
 
 
 # --- form: keys, settings, duplicates ------------------------------------------------------
@@ -149,6 +167,8 @@ def _check_fields(t: ir.TableSpec, problems: Problems) -> None:
         if f.required and f.type in ir.CALCULATED:
             problems.add(f.at("required"), f"a {f.type} field is calculated and cannot be required")
         config = _platform_config(f)
+        if f.type in ("select", "multi_select") and f.options is None:
+            continue  # reported above
         for p in FIELD_TYPES[f.type].check_config(config):
             if "unknown setting" not in p:
                 problems.add(f.at(), p)
@@ -326,7 +346,7 @@ def _virtual_schema(res: Resolved) -> Schema:
     table_ids: dict[str, int] = {}
     for key, table in res.tables.items():
         table_ids[key] = table.id if table is not None else next(new_ids)
-    rebuilt = {table_ids[k] for k in ir_by_key if k != USERS}
+    rebuilt = {table_ids[k] for k in ir_by_key if k != USERS and k in table_ids}
     field_ids: dict[tuple[str, str], int] = {}
     for (tkey, fkey), lf in res.fields.items():
         field_ids[(tkey, fkey)] = lf.id if lf is not None else next(new_ids)
@@ -339,7 +359,7 @@ def _virtual_schema(res: Resolved) -> Schema:
             continue
         tdefs.append(_tdef(table.id, table.key, table.label, table.display_field, table))
     for t in res.app.tables:
-        if t.key == USERS:
+        if t.key == USERS or t.key not in table_ids:
             continue
         live_t = res.tables[t.key]
         tdefs.append(
@@ -375,13 +395,23 @@ def _virtual_schema(res: Resolved) -> Schema:
                 if fwd in ir_field_ids or fwd in gone_fields or _in_tables(live, fwd, gone_tables):
                     continue
             fdefs.append(_fdef_live(lf))
-    # the app's fields, with the reverse sides they name
+    # the app's fields, then the reverse sides they name
+    used: dict[int, set[str]] = {}
+    for fd in fdefs:
+        used.setdefault(fd.table_id, set()).add(fd.key)
+    reverse: list[tuple[ir.FieldSpec, int, int, int]] = []
     for t in res.app.tables:
+        if t.key not in table_ids:
+            continue  # refused above
         for pos, f in enumerate(t.fields, start=1):
-            fid = field_ids[(t.key, f.key)]
+            fid = field_ids.get((t.key, f.key))
+            if fid is None:
+                continue  # refused above
             config = _platform_config(f)
             if f.type == "link":
                 config["to"] = table_ids.get(f.to) or _live_id(live, f.to)
+                if config["to"] is None:
+                    continue  # a link to an unknown table: reported below
                 if f.many:
                     config["many"] = True
             if f.type == "formula":
@@ -392,25 +422,8 @@ def _virtual_schema(res: Resolved) -> Schema:
                 target_key = USERS if f.type == "user" else f.to
                 target_id = table_ids.get(target_key) or _live_id(live, target_key)
                 if target_id is not None:
-                    lf = res.fields[(t.key, f.key)]
-                    live_rev = _live_reverse(live, lf, f.related_name) if lf is not None else None
-                    rcfg: dict[str, Any] = {"reverse_of": fid}
-                    if f.many:
-                        rcfg["many"] = True
-                    fdefs.append(
-                        FieldDef(
-                            id=live_rev.id if live_rev is not None else next(new_ids),
-                            table_id=target_id,
-                            key=f.related_name,
-                            label=f.related_name,
-                            type="link",
-                            position=500 + pos,
-                            config=rcfg,
-                            required=False,
-                            unique=False,
-                            system=False,
-                        )
-                    )
+                    reverse.append((t, f, fid, target_id, pos))
+            used.setdefault(table_ids[t.key], set()).add(f.key)
             fdefs.append(
                 FieldDef(
                     id=fid,
@@ -427,6 +440,30 @@ def _virtual_schema(res: Resolved) -> Schema:
                     config=config,
                 )
             )
+    for t, f, fid, target_id, pos in reverse:
+        if f.related_name in used.setdefault(target_id, set()):
+            res.clashes.append((t, f))
+            continue
+        used[target_id].add(f.related_name)
+        lf = res.fields[(t.key, f.key)]
+        live_rev = _live_reverse(live, lf, f.related_name) if lf is not None else None
+        rcfg: dict[str, Any] = {"reverse_of": fid}
+        if f.many:
+            rcfg["many"] = True
+        fdefs.append(
+            FieldDef(
+                id=live_rev.id if live_rev is not None else next(new_ids),
+                table_id=target_id,
+                key=f.related_name,
+                label=f.related_name,
+                type="link",
+                position=500 + pos,
+                config=rcfg,
+                required=False,
+                unique=False,
+                system=False,
+            )
+        )
     fdefs.sort(key=lambda d: (d.position, d.id))
     return Schema.from_defs(0, tdefs, fdefs, live.timezone)
 
@@ -491,6 +528,12 @@ def _check_meaning(res: Resolved, problems: Problems) -> None:
     vs = res.virtual
     app = res.app
     tables = list(vs.tables)
+    for _t, f in res.clashes:
+        target = USERS if f.type == "user" else f.to
+        problems.add(
+            f.at("related_name"),
+            f"`{f.related_name}` is already a field of `{target}`; choose another related_name",
+        )
     for t in app.tables:
         vt = vs.tables.get(t.key)
         if vt is None:
@@ -498,22 +541,6 @@ def _check_meaning(res: Resolved, problems: Problems) -> None:
         for f in t.fields:
             if f.type == "link" and f.to is not None and not vs.has_table(f.to):
                 problems.add(f.at("to"), f"unknown table `{f.to}`{did_you_mean(f.to, tables)}")
-            if f.related_name:
-                target = USERS if f.type == "user" else f.to
-                tt = vs.tables.get(target)
-                if tt is not None:
-                    clash = [
-                        x
-                        for x in tt.fields.values()
-                        if x.key == f.related_name
-                        and x.config.get("reverse_of") != res_field_id(vs, t.key, f.key)
-                    ]
-                    if clash or f.related_name in RESERVED_KEYS | SYSTEM_FIELD_KEYS:
-                        problems.add(
-                            f.at("related_name"),
-                            f"`{f.related_name}` is already a field of `{target}`; "
-                            "choose another related_name",
-                        )
         if t.display and t.display not in vt.fields:
             problems.add(
                 t.at("display"), f"unknown field `{t.display}`{did_you_mean(t.display, vt.fields)}"
@@ -531,8 +558,6 @@ def _check_meaning(res: Resolved, problems: Problems) -> None:
                             )
                         else:
                             problems.add(where, f"unknown field `{k}`{did_you_mean(k, vt.fields)}")
-    if problems:
-        return
     _check_formulas(res, problems)
 
 
@@ -611,8 +636,12 @@ def formula_checks(res: Resolved) -> list[tuple]:
     vs = res.virtual
     out: list[tuple] = []
     for t in res.app.tables:
-        vt = vs.tables[t.key]
+        vt = vs.tables.get(t.key)
+        if vt is None:
+            continue
         for f in t.fields:
+            if f.key not in vt.fields:
+                continue
             if f.formula is not None and f.type == "formula":
                 out.append((t.key, f"formula:{f.key}", f.formula, None, f.key, f, "formula"))
             if f.default is not None:
@@ -664,6 +693,8 @@ def _check_formulas(res: Resolved, problems: Problems) -> None:
     for table_key, what, source, expected, field_key, node, key in formula_checks(res):
         file, line, path = node.at(key)
         line = res.app.lines.get((file, path), line)
+        if fs.table(table_key) is None:
+            continue
         try:
             F.check(source, fs, table_key, expected, field_key=field_key)
             res.stored[(table_key, what)] = F.to_stored(source, fs, table_key)
