@@ -1,6 +1,6 @@
 """The web app: ``create_app(config)`` builds a Flask app around one Platform.
 
-Blueprints per area (``api`` for the REST API; pages follow). No import-time
+Blueprints per area (``api`` for the REST API, ``pages`` for the staff web app). No import-time
 side effects: everything is wired inside the factory.
 """
 
@@ -30,12 +30,14 @@ def create_app(config: Config | None = None, platform: Platform | None = None) -
     app.extensions["cubebase"] = platform or Platform(config)
 
     from .api import bp as api_bp
+    from .pages import bp as pages_bp
 
     # Pages check CSRF tokens on every form post; the API checks them itself,
     # only for browser-session writes (bearer-token calls need none).
     csrf = CSRFProtect(app)
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(pages_bp)
     app.teardown_appcontext(_close_db_session)
     return app
 

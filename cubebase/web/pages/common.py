@@ -1,0 +1,168 @@
+"""What every page needs: the request's records service, the tables and fields
+the user may see, and values shown as text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, g
+
+from ...platform.errors import NotFound
+from ...platform.listing import Condition
+from ...platform.records import MAX_PAGE, Record, RecordsService
+from ...platform.schema import Field, Table
+
+SYSTEM_TYPES = frozenset({"created_at", "created_by", "updated_at", "updated_by"})
+LINKISH = frozenset({"one", "many"})
+
+
+def service() -> RecordsService:
+    """The records service for the signed-in user, in the request's session."""
+    svc = g.get("records")
+    if svc is None:
+        svc = g.records = current_app.extensions["cubebase"].records(g.db, g.actor)
+    return svc
+
+
+def commit() -> None:
+    g.db.commit()
+
+
+def readable(svc: RecordsService, table: Table) -> bool:
+    """Whether one of the user's roles has a read rule on the table that is not FALSE."""
+    return not isinstance(svc.access.condition(table, "read"), sa.sql.elements.False_)
+
+
+def visible_tables(svc: RecordsService) -> list[Table]:
+    """Tables the user may read some record of (admins: every table)."""
+    return sorted(
+        (t for t in svc.schema.tables.values() if readable(svc, t)),
+        key=lambda t: (t.system, (t.app or ""), t.label.lower()),
+    )
+
+
+def visible_table(svc: RecordsService, key: str) -> Table:
+    table = svc.table(key)
+    if not readable(svc, table):
+        raise NotFound(f"There is no table `{key}`")
+    return table
+
+
+def visible_fields(svc: RecordsService, table: Table) -> list[Field]:
+    """The table's fields without the ones hidden from the user on every record."""
+    hidden = svc.access.hidden_fields(table)[0]
+    return [f for f in table.fields.values() if f.key not in hidden]
+
+
+def always_visible(svc: RecordsService, table: Table) -> list[Field]:
+    """Fields the user sees on every record (not hidden on some by a field rule)."""
+    hidden, sometimes = svc.access.hidden_fields(table)
+    return [f for f in table.fields.values() if f.key not in hidden and f.key not in sometimes]
+
+
+def column_fields(svc: RecordsService, table: Table) -> list[Field]:
+    """Fields that can be a grid column (reverse links are lists, shown on record pages)."""
+    return [f for f in visible_fields(svc, table) if f.link_kind not in ("reverse", "reverse_many")]
+
+
+def default_columns(svc: RecordsService, table: Table) -> list[Field]:
+    cols = [f for f in column_fields(svc, table) if not f.system]
+    return cols[:7] or column_fields(svc, table)[:7]
+
+
+def select_fields(svc: RecordsService, table: Table) -> list[Field]:
+    return [f for f in column_fields(svc, table) if f.type == "select"]
+
+
+def record_title(table: Table, record: Record) -> str:
+    if table.display_field and record.values.get(table.display_field) not in (None, ""):
+        f = table.fields[table.display_field]
+        return f.ftype.display(f, record.values[table.display_field])
+    return f"{table.label} #{record.id}"
+
+
+class LinkLabels:
+    """Display names of linked records, read through the records service in one list
+    per target table; a record the user may not read shows as its id."""
+
+    def __init__(self, svc: RecordsService):
+        self.svc = svc
+        self.names: dict[tuple[str, int], str] = {}
+
+    def load(self, table: Table, fields: Iterable[Field], records: Iterable[Record]) -> None:
+        records = list(records)
+        for f in fields:
+            if f.link_kind not in LINKISH or f.target_key is None:
+                continue
+            ids: set[int] = set()
+            for r in records:
+                v = r.values.get(f.key)
+                if isinstance(v, list):
+                    ids.update(v)
+                elif isinstance(v, int):
+                    ids.add(v)
+            self.fetch(f.target_key, ids)
+
+    def fetch(self, target_key: str, ids: Iterable[int]) -> None:
+        wanted = sorted(i for i in set(ids) if (target_key, i) not in self.names)
+        if not wanted:
+            return
+        target = self.svc.table(target_key)
+        if not readable(self.svc, target):
+            return
+        shown = [target.display_field] if target.display_field else []
+        if shown and shown[0] not in {f.key for f in always_visible(self.svc, target)}:
+            shown = []
+        for start in range(0, len(wanted), MAX_PAGE):
+            chunk = wanted[start : start + MAX_PAGE]
+            page = self.svc.list(
+                target.key, where=Condition("id", "in", chunk), limit=len(chunk), fields=shown
+            )
+            for r in page.records:
+                self.names[(target_key, r.id)] = record_title(target, r)
+
+    def name(self, target_key: str, rid: int) -> str | None:
+        return self.names.get((target_key, rid))
+
+
+def display_value(f: Field, value: Any, links: LinkLabels | None = None) -> str:
+    """A value as text for a page or an export (never HTML: the template escapes it)."""
+    if value is None or value == [] or value == "":
+        return ""
+    if f.link_kind in LINKISH:
+        ids = value if isinstance(value, list) else [value]
+        names = []
+        for i in ids:
+            name = links.name(f.target_key, i) if links else None
+            names.append(name if name is not None else f"#{i}")
+        return ", ".join(names)
+    if f.type == "boolean":
+        return "Yes" if value else "No"
+    if f.type == "currency" and isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, datetime):
+        return value.astimezone(f.timezone).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return f.ftype.display(f, value)
+
+
+def input_text(f: Field, value: Any) -> str:
+    """A value as a form input holds it."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(f.timezone).strftime("%Y-%m-%dT%H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
