@@ -200,6 +200,23 @@ class Access:
             terms.append((row, fcond))
         return terms
 
+    def may_read(self, table: Table) -> bool:
+        """True when a read rule of the actor's roles on ``table`` can hold (not FALSE):
+        the table is listed for them; otherwise it is as if it did not exist."""
+        return self.unlimited or any(
+            r.get("read")
+            and self._const(table, r["read"], f"The read rule of `{table.key}`") != _FALSE
+            for r in self.rules(table)
+        )
+
+    def readable_tables(self) -> list[Table]:
+        return [t for t in self.service.schema.tables.values() if self.may_read(t)]
+
+    def readable_fields(self, table: Table) -> list[Field]:
+        """The table's fields less those hidden from the actor on every record."""
+        hidden, _ = self.hidden_fields(table)
+        return [f for f in table.fields.values() if f.key not in hidden]
+
     def check_user_formula(self, table: Table, checked: F.CheckedFormula, what: str) -> None:
         """A filter or sort the actor wrote may read only fields the actor can read on
         every record (so no formula can probe a hidden value)."""

@@ -192,6 +192,8 @@ class Writing:
         """Move a record to the trash (restore brings it back)."""
         table = self.table(table_key)
         current = self._fetch(table, record_id_of(record_id, table), whole=True)
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise BadRequest("version must be a whole number")
         if version is not None and version != current.version:
             raise self._conflict(table, current)
         self._check_delete(table, current)

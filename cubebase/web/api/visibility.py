@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import current_app, g
 
 from ...platform.errors import NotFound
@@ -22,23 +21,18 @@ def service() -> RecordsService:
 def visible_tables(svc: RecordsService) -> list[Table]:
     """Tables the caller may read some record of: one of the caller's roles has a
     read rule on the table that is not FALSE (admins: every table)."""
-    return [t for t in svc.schema.tables.values() if not _unreadable(svc, t)]
-
-
-def _unreadable(svc: RecordsService, table: Table) -> bool:
-    return isinstance(svc.access.condition(table, "read"), sa.sql.elements.False_)
+    return svc.access.readable_tables()
 
 
 def visible_table(svc: RecordsService, key: str) -> Table:
     """The table, or a 404 when the caller may read none of its records (as for a
     table that does not exist)."""
     table = svc.table(key)
-    if _unreadable(svc, table):
+    if not svc.access.may_read(table):
         raise NotFound(f"There is no table `{key}`")
     return table
 
 
 def visible_fields(svc: RecordsService, table: Table) -> list[Field]:
     """The table's fields without those hidden from the caller on every record."""
-    hidden = svc.access.hidden_fields(table)[0]
-    return [f for f in table.fields.values() if f.key not in hidden]
+    return svc.access.readable_fields(table)
