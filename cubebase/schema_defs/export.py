@@ -40,7 +40,7 @@ def live_field(schema: Schema, table: Table, f: Field) -> ir.FieldSpec:
     spec.default = formulas.display(schema, table.key, f.default) if f.default else None
     spec.help = f.help or None
     for name in ("options", "precision", "currency", "max_length", "prefix"):
-        if cfg.get(name) is not None:
+        if cfg.get(name) not in (None, ""):  # "" is how a cleared prefix is kept
             setattr(spec, name, cfg[name])
     if f.type == "link":
         spec.to = f.target_key
