@@ -311,5 +311,93 @@ def app_install(name: str, demo: bool, confirm_data_loss: bool, db: str | None) 
     click.echo(f"App {name} installed.")
 
 
+# --- the web app ----------------------------------------------------------------------
+DEMO_LOGIN_FILE = "demo-login.txt"
+
+
+def _web_config(config: Config) -> Config:
+    """Settings left unset in the environment get their defaults (``Config.from_env``
+    passes None through for unset numbers)."""
+    from dataclasses import fields
+
+    for f in fields(Config):
+        if getattr(config, f.name) is None and f.default is not None and isinstance(f.default, int):
+            setattr(config, f.name, f.default)
+    return config
+
+
+def _serve(app, host: str, port: int, threads: int = 8) -> None:
+    """The WSGI server: waitress (threaded) when installed, else werkzeug's (threaded)."""
+    try:
+        from waitress import serve
+    except ModuleNotFoundError:  # pragma: no cover - waitress is a dependency
+        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+        return
+    serve(app, host=host, port=port, threads=threads, ident="cubebase")
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+@click.option("--db", help="Database URL.")
+@friendly
+def serve_command(host: str, port: int, threads: int, db: str | None) -> None:
+    """The web app (staff pages and the REST API)."""
+    from .web import create_app
+
+    platform = make_platform(db)
+    app = create_app(_web_config(platform.config), platform)
+    click.echo(f"Cubebase on http://{host}:{port}/ (Ctrl+C stops it)")
+    _serve(app, host, port, threads)
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@friendly
+def demo(host: str, port: int) -> None:
+    """The one-command start: SQLite in ./cubebase-data/, jobs in-process, the sample
+    app with demo data, the web server; prints the URL and the admin login."""
+    from pathlib import Path
+
+    from .apps.sample import SALES_EMAIL, SALES_PASSWORD, install_sample_app
+    from .platform.bootstrap import init_platform
+    from .platform.core import Platform
+    from .web import create_app
+
+    data_dir = Path("cubebase-data")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = Config.from_env(
+        database_url=f"sqlite:///{(data_dir / 'cubebase.sqlite').resolve()}",
+        data_dir=data_dir,
+    )
+    config.redis_url = None  # in-process jobs
+    _web_config(config)
+    platform = Platform(config)
+    click.echo(f"Database: {data_dir / 'cubebase.sqlite'} (SQLite)")
+    result = init_platform(platform)
+    login_file = data_dir / DEMO_LOGIN_FILE
+    if result.admin_password:
+        login_file.write_text(f"{result.admin_email}\n{result.admin_password}\n")
+        login_file.chmod(0o600)
+    if install_sample_app(platform):
+        click.echo("Installed the sample app (companies and deals) with demo data.")
+    click.echo("")
+    click.echo(f"  Open      http://{host}:{port}/")
+    if login_file.exists():
+        email, password = login_file.read_text().split("\n")[:2]
+        click.echo(f"  Admin     {email} / {password}")
+    else:
+        click.echo(
+            f"  Admin     {result.admin_email} (password set earlier; "
+            "`cubebase user add` can add another admin)"
+        )
+    click.echo(f"  Sales     {SALES_EMAIL} / {SALES_PASSWORD}")
+    click.echo("")
+    click.echo("Ctrl+C stops the server; the data stays in ./cubebase-data/.")
+    _serve(create_app(config, platform), host, port)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
