@@ -68,6 +68,7 @@ class Writing:
     ) -> list[int]:
         prepared: list[dict[str, Any]] = []
         problems: list[FieldProblem] = []
+        plan = self._plan(table)
         for i, values in enumerate(rows):
             if not single and not isinstance(values, Mapping):
                 problems.append(
@@ -75,7 +76,7 @@ class Writing:
                 )
                 prepared.append({})
                 continue
-            out, row_problems = self._prepare(table, values, None)
+            out, row_problems = self._prepare(table, values, None, plan)
             for p in row_problems:
                 if not single:
                     p.extra["row"] = offset + i
@@ -266,7 +267,11 @@ class Writing:
 
     # --- internals ------------------------------------------------------------------
     def _prepare(
-        self, table: Table, values: Mapping[str, Any], current: Record | None
+        self,
+        table: Table,
+        values: Mapping[str, Any],
+        current: Record | None,
+        plan: TablePlan | None = None,
     ) -> tuple[dict[str, Any], list[FieldProblem]]:
         """Convert input to Python values: (the values that converted, one problem per
         field that did not), so that callers can check links and unique values too."""
@@ -274,7 +279,7 @@ class Writing:
             raise BadRequest("Record values must be an object of field: value")
         problems: list[FieldProblem] = []
         out: dict[str, Any] = {}
-        plan = self._plan(table)
+        plan = plan or self._plan(table)
         convert = plan.convert
         dialect = self.platform.dialect
         for key, raw in values.items():
