@@ -43,7 +43,7 @@ def inbox(
     if filter == "overdue":
         q = q.where(Task.due_at < now)
     elif filter == "due_soon":
-        q = q.where(Task.due_at >= now, Task.due_at < now + due_soon)
+        q = q.where(Task.due_at >= now, Task.due_at <= now + due_soon)
     if after_id is not None:
         q = q.where(Task.id > after_id)
     q = q.order_by(Task.due_at.is_(None), Task.due_at, Task.id).limit(limit)

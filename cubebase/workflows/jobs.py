@@ -134,6 +134,7 @@ def remind_due(platform, now: datetime, task_ids: Iterable[int] | None = None) -
             sa.update(Task)
             .where(Task.id.in_([t.id for t in tasks]), Task.remind_at <= now)
             .values(remind_at=None)
+            .execution_options(synchronize_session=False)
         )
         made = len(rows) - before
     if smtp and made:
