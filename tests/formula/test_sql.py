@@ -21,27 +21,43 @@ def sql_text(world, formula, dialect, table="deals", condition=True):
 @pytest.mark.parametrize(
     ("formula", "expected"),
     [
-        ('amount > 5 AND stage = "won"', {
-            "sqlite": "t_4.f_26 > ? AND t_4.f_27 = ?",
-            "postgresql": "t_4.f_26 > %(param_1)s AND t_4.f_27 = %(param_2)s::VARCHAR",
-        }),
-        ('stage IN ("won", "lost") OR amount <= -5', {
-            "sqlite": "t_4.f_27 IN (?, ?) OR t_4.f_26 <= ?",
-            "postgresql": "t_4.f_27 IN (%(param_1)s::VARCHAR, %(param_2)s::VARCHAR) "
-            "OR t_4.f_26 <= %(param_3)s",
-        }),
+        (
+            'amount > 5 AND stage = "won"',
+            {
+                "sqlite": "t_4.f_26 > ? AND t_4.f_27 = ?",
+                "postgresql": "t_4.f_26 > %(param_1)s AND t_4.f_27 = %(param_2)s::VARCHAR",
+            },
+        ),
+        (
+            'stage IN ("won", "lost") OR amount <= -5',
+            {
+                "sqlite": "t_4.f_27 IN (?, ?) OR t_4.f_26 <= ?",
+                "postgresql": "t_4.f_27 IN (%(param_1)s::VARCHAR, %(param_2)s::VARCHAR) "
+                "OR t_4.f_26 <= %(param_3)s",
+            },
+        ),
         ("ISBLANK(closed_on)", {"sqlite": "t_4.f_28 IS NULL", "postgresql": "t_4.f_28 IS NULL"}),
-        ("closed_on >= DATE(2026, 1, 1)", {
-            "sqlite": "t_4.f_28 >= ?", "postgresql": "t_4.f_28 >= %(param_1)s::DATE",
-        }),
-        ('closed_on >= DATEADD(TODAY(), -30, "days") AND closed', {
-            "sqlite": "t_4.f_28 >= ? AND t_4.f_29 = 1",
-            "postgresql": "t_4.f_28 >= %(param_1)s::DATE AND t_4.f_29 = true",
-        }),
-        ('NOT(stage = "won")', {
-            "sqlite": "t_4.f_27 != ? OR t_4.f_27 IS NULL",
-            "postgresql": "t_4.f_27 != %(param_1)s::VARCHAR OR t_4.f_27 IS NULL",
-        }),
+        (
+            "closed_on >= DATE(2026, 1, 1)",
+            {
+                "sqlite": "t_4.f_28 >= ?",
+                "postgresql": "t_4.f_28 >= %(param_1)s::DATE",
+            },
+        ),
+        (
+            'closed_on >= DATEADD(TODAY(), -30, "days") AND closed',
+            {
+                "sqlite": "t_4.f_28 >= ? AND t_4.f_29 = 1",
+                "postgresql": "t_4.f_28 >= %(param_1)s::DATE AND t_4.f_29 = true",
+            },
+        ),
+        (
+            'NOT(stage = "won")',
+            {
+                "sqlite": "t_4.f_27 != ? OR t_4.f_27 IS NULL",
+                "postgresql": "t_4.f_27 != %(param_1)s::VARCHAR OR t_4.f_27 IS NULL",
+            },
+        ),
     ],
 )
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
@@ -78,7 +94,8 @@ def test_row_scope_restricts_links_and_aggregates(db):
         return None
 
     got = w.sql_values(
-        engine, ["SUM(deals.amount)", "COUNT(deals)", "region.parent.name", "region.name"],
+        engine,
+        ["SUM(deals.amount)", "COUNT(deals)", "region.parent.name", "region.name"],
         row_scope=scope,
     )
     assert [float(x) for x in got[1][:2]] == [1250.5, 2]
@@ -104,7 +121,7 @@ INJECTIONS = [
     'DATEADD(since, 1, "days\'; --")',
     "{a} ; DELETE",
     '"x" & "\'; DROP TABLE t_3; --"',
-    "name = \"' OR 1=1 --\"",
+    'name = "\' OR 1=1 --"',
     "{Contact Name}) ; DROP TABLE t_3 --",
     "name & __class__",
     "LEN(name.__class__)",
@@ -132,10 +149,66 @@ def test_injection_is_an_error_or_plain_text(db, src):
 
 def test_exploding_sql_is_refused(world):
     """Functions that repeat an argument in SQL cannot be nested into a huge query."""
-    src = 'DATEADD(' * 40 + "since" + ', 1, "months")' * 40
+    src = "DATEADD(" * 40 + "since" + ', 1, "months")' * 40
     checked = check(src, world, "customers")
     ctx = SqlContext(world, world.tables["customers"])
     with pytest.raises(FormulaError, match="too complex to run in the database"):
         compile_value(checked, ctx)
     small = check('DATEADD(DATEADD(since, 1, "months"), 1, "days")', world, "customers")
     compile_value(small, ctx)
+
+
+# ------------------------------------------------------------------ ISUNDER
+ISUNDER_FORMULAS = [
+    # two recursive CTEs in one statement
+    "ISUNDER(region, USER().region) AND NOT ISUNDER(region, region.parent.parent)",
+    "ISUNDER(region, USER().region) OR ISUNDER(USER().region, region)",
+    # the ancestor read from the row itself: each row walks down from its own region
+    "ISUNDER(USER().region, region)",
+    # inside an aggregate (the CTE correlates to each deal's customer) and a link path
+    "COUNTIF(deals, ISUNDER(deals.customer.region, USER().region))",
+    "COUNTIF(deals, ISUNDER(deals.customer.region, region) AND ISUNDER(region, USER().region))",
+]
+
+
+def _isunder_world(w, engine):
+    """Customer 2 moves to Asia, the signed-in user's region: its rows and customer 1's
+    (Guangzhou, under Asia) differ, so an anchor read from another row would show."""
+    w.rows["customers"][2]["region"] = 2
+    w.insert_all(engine)
+
+
+@pytest.mark.parametrize("formula", ISUNDER_FORMULAS)
+def test_isunder_in_every_position_agrees(db, formula):
+    w, engine = db
+    _isunder_world(w, engine)
+    py = w.py_values([formula])
+    sql = w.sql_values(engine, [formula])
+    assert {rid: v[0] for rid, v in sql.items()} == {rid: v[0] for rid, v in py.items()}
+    if isinstance(py[1][0], bool):
+        assert w.sql_where(engine, formula) == [rid for rid, v in py.items() if v[0]]
+
+
+def test_isunder_anchor_is_the_rows_own(db):
+    w, engine = db
+    _isunder_world(w, engine)
+    # Asia is under customer 2's region (Asia), not under customer 1's (Guangzhou)
+    assert w.sql_where(engine, "ISUNDER(USER().region, region)") == [2]
+    deals = w.sql_values(engine, ["ISUNDER(customer.region, USER().region)"], table="deals")
+    assert [v[0] for v in deals.values()] == [True] * 5
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_isunder_statement_is_the_same_every_build(world, dialect):
+    """No generated names: building a formula twice gives the same SQL and the same
+    compiled-cache key, so the compiled statement is reused."""
+    src = "ISUNDER(region, USER().region) OR ISUNDER(USER().region, region)"
+    ctx = SqlContext(world, world.tables["customers"], dialect=dialect, user_id=1)
+    base = world.tables["customers"].sql
+    stmts = [
+        sa.select(base.c.id).where(compile_condition(check(src, world, "customers"), ctx))
+        for _ in range(2)
+    ]
+    texts = [str(s.compile(dialect=DIALECTS[dialect])) for s in stmts]
+    assert texts[0] == texts[1]
+    assert stmts[0]._generate_cache_key() == stmts[1]._generate_cache_key()

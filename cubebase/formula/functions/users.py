@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-
 import sqlalchemy as sa
 
 from .. import ast as A
 from ..types import BOOLEAN, USER
 from .base import TXT, Function
-
-_cte_names = itertools.count(1)
 
 
 class User(Function):
@@ -107,10 +103,17 @@ class IsUnder(Function):
         parent_col = t.fields[t.parent_field].column
         node, anc = s.value(n.args[0]), s.value(n.args[1])
         top = t.sql.alias()
+        # An anonymous CTE: SQLAlchemy names it (anon_N) when the statement is
+        # compiled, so the same formula always builds the same statement (one
+        # compiled-cache entry) and several ISUNDERs never clash. Nested: it is
+        # rendered inside the IN subquery, where the outer row is in scope; the
+        # anchor correlates explicitly (a CTE does not auto-correlate), so an
+        # ancestor read from the row (``ISUNDER(x, region)``) is this row's.
         down = (
             sa.select(top.c.id.label("id"))
             .where(top.c.id == anc)
-            .cte(f"isunder_{next(_cte_names)}", recursive=True, nesting=True)
+            .correlate_except(top)
+            .cte(recursive=True, nesting=True)
         )
         child = t.sql.alias()
         down = down.union(sa.select(child.c.id).join(down, child.c[parent_col] == down.c.id))
