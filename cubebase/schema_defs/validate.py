@@ -465,7 +465,38 @@ def _virtual_schema(res: Resolved) -> Schema:
             )
         )
     fdefs.sort(key=lambda d: (d.position, d.id))
-    return Schema.from_defs(0, tdefs, fdefs, live.timezone)
+    schema = Schema.from_defs(0, tdefs, fdefs, live.timezone)
+    return _settle_result_types(schema, tdefs, fdefs, table_ids, field_ids)
+
+
+def _settle_result_types(schema: Schema, tdefs, fdefs, table_ids, field_ids) -> Schema:
+    """A formula field's type is its formula's, and a formula reading it through a link
+    (``parent.total``, ``SUM(children.total)``) takes it from the field's ``result_type``:
+    check the app's formula fields and rebuild until every result type holds."""
+    from ..platform.formulas import result_type_name
+
+    ids = {fid: key for key, fid in field_ids.items()}
+    formula_defs = [
+        (ids[fd.id], fd)
+        for fd in fdefs
+        if fd.type == "formula" and fd.id in ids and fd.config.get("formula")
+    ]
+    for _ in range(len(formula_defs) + 1):
+        fs = schema.formula_schema()
+        changed = False
+        for (tkey, fkey), fd in formula_defs:
+            try:
+                checked = F.check(fd.config["formula"], fs, tkey, field_key=fkey)
+            except F.FormulaError:
+                continue
+            kind = result_type_name(checked.type)
+            if fd.config.get("result_type") != kind:
+                fd.config = {**fd.config, "result_type": kind}
+                changed = True
+        if not changed:
+            break
+        schema = Schema.from_defs(0, tdefs, fdefs, schema.timezone)
+    return schema
 
 
 def _live_reverse(schema: Schema, fwd: Field, name: str) -> Field | None:
