@@ -205,6 +205,8 @@ def form_values(
             else:
                 values[f.key] = f.ftype.parse_text(f, data or "")
         except ConversionError as exc:
+            # the service converts the text again and reports it with every other problem
+            values[f.key] = data
             problems[f.key] = str(exc)
     return values, problems
 

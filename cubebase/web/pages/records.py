@@ -78,12 +78,12 @@ def new_record(table: str):
     status = 200
     if request.method == "POST" and form.validate_on_submit():
         values, problems = form_values(form, fields)
-        if not problems:
-            try:
-                record = svc.create(t.key, values)
-            except ValidationError as exc:
-                problems = _validation_problems(exc)
-            else:
+        try:
+            record = svc.create(t.key, values)
+        except ValidationError as exc:
+            problems = {**problems, **_validation_problems(exc)}
+        else:
+            if not problems:
                 commit()
                 flash(f"{record_title(t, record)} was created.", "success")
                 return redirect(url_for("pages.record", table=t.key, record_id=record.id))
@@ -106,24 +106,21 @@ def edit_record(table: str, record_id: int):
     status = 200
     if request.method == "POST" and form.validate_on_submit():
         values, problems = form_values(form, fields)
-        version = form.version.data
-        if not problems:
-            try:
-                updated = svc.update(
-                    t.key,
-                    record.id,
-                    values,
-                    version=int(version) if version and version.isdigit() else None,
-                )
-            except ValidationError as exc:
-                problems = _validation_problems(exc)
-            except ConflictError as exc:
-                if exc.code != "conflict":
-                    raise
-                conflict = _conflict(t, record, int(version) if version.isdigit() else 0)
-                form.version.data = str(record.version)
-                general.append(exc.message)
-            else:
+        version = form.version.data or ""
+        try:
+            updated = svc.update(
+                t.key, record.id, values, version=int(version) if version.isdigit() else None
+            )
+        except ValidationError as exc:
+            problems = {**problems, **_validation_problems(exc)}
+        except ConflictError as exc:
+            if exc.code != "conflict":
+                raise
+            conflict = _conflict(t, record, int(version) if version.isdigit() else 0)
+            form.version.data = str(record.version)
+            general.append(exc.message)
+        else:
+            if not problems:
                 commit()
                 flash(f"{record_title(t, updated)} was saved.", "success")
                 return redirect(url_for("pages.record", table=t.key, record_id=record.id))
