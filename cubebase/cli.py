@@ -399,5 +399,16 @@ def demo(host: str, port: int) -> None:
     _serve(create_app(config, platform), host, port)
 
 
+@main.command("worker")
+@click.option("--burst", is_flag=True, help="Run the jobs queued now, then stop.")
+@click.option("--db", help="Database URL.")
+@friendly
+def worker(burst: bool, db: str | None) -> None:
+    """Background jobs and schedules (rq on CUBEBASE_REDIS_URL, with its scheduler)."""
+    from .workflows.jobs import run_worker
+
+    run_worker(make_platform(db), burst=burst)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

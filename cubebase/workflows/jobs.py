@@ -418,16 +418,19 @@ def start_in_process(platform, interval: float = 30.0) -> InProcessScheduler | N
 # --- rq entry points (run in the worker; configuration from the environment) -------------
 
 _worker_platform = None
+_worker_config = None  # set by ``run_worker``; jobs run in forked work horses
 
 
 def worker_platform():
+    """The platform of a job: built in the process running it (rq forks a work horse
+    per job, and a database connection must not cross a fork)."""
     global _worker_platform
     if _worker_platform is None:
         from ..platform.config import Config
         from ..platform.core import Platform
         from .engine import install
 
-        _worker_platform = Platform(Config.from_env())
+        _worker_platform = Platform(_worker_config or Config.from_env())
         install(_worker_platform)
     return _worker_platform
 
@@ -462,15 +465,15 @@ def run_worker(platform, *, burst: bool = False) -> None:
     from redis import Redis
     from rq import Queue, Worker
 
-    from .engine import install
-
     if not platform.config.redis_url:
         from ..platform.errors import ConfigError
 
         raise ConfigError(
             "CUBEBASE_REDIS_URL is not set: without Redis, jobs run inside `cubebase serve`"
         )
-    install(platform)
+    global _worker_config
+    _worker_config = platform.config
+    platform.dispose()
     conn = Redis.from_url(platform.config.redis_url)
     q = Queue(queue_name(platform.config.database_url), connection=conn)
     q.enqueue(run_sweep, job_id=f"{q.name}-sweep")
