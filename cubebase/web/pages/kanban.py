@@ -41,7 +41,9 @@ def kanban(table: str):
     view = parse_view(svc, t, paging=False)
     columns = []
     problem = None
-    shown = [f for f in column_fields(svc, t) if not f.system and f.key != by][:3]
+    shown = [
+        f for f in column_fields(svc, t) if not f.system and f.key not in (by, t.display_field)
+    ][:3]
     links = LinkLabels(svc)
     if field is not None:
         try:
