@@ -50,6 +50,12 @@ class Step:
     loses: int = 0  # values or records lost
     loss: str | None = None  # what would be lost, in words
     table: str | None = None
+    field_key: str | None = None  # the field a field step is about
+    # before running: counts what the step would lose (ConversionPreview or a count)
+    measure: Callable[[SchemaEditor], Any] | None = field(default=None, repr=False)
+    new_rules: list = field(default_factory=list)  # set_validations: rules to count failures of
+    read_changed: bool = False  # set_permissions: a read rule changes
+    now_required: bool = False  # change_field: the field becomes required
 
 
 @dataclass
@@ -332,7 +338,8 @@ class _Builder:
             ),
             t.key,
         )
-        step.measure = lambda ed, lf=lf, f=f, config=config: ed.preview_type_change(  # type: ignore[attr-defined]
+        step.field_key = f.key
+        step.measure = lambda ed, lf=lf, f=f, config=config: ed.preview_type_change(
             lf.table_key, lf.key, f.type, config
         )
 
@@ -381,12 +388,14 @@ class _Builder:
             kw["config"] = config
         if not kw:
             return
-        self.add(
+        step = self.add(
             "change_field",
             f"Change field `{t.key}.{f.key}`: {'; '.join(words)}",
             lambda ed, t=t, f=f, kw=kw: ed.update_field(t.key, f.key, **kw),
             t.key,
         )
+        step.field_key = f.key
+        step.now_required = kw.get("required") is True
 
     def defaults(self) -> None:
         for t in self.app.tables:
@@ -496,7 +505,7 @@ class _Builder:
                     ),
                     t.key,
                 )
-                step.new_rules = added  # type: ignore[attr-defined]
+                step.new_rules = added
             # lock
             new_lock = st.get((t.key, "lock"))
             if (new_lock or None) != (cfg.get("lock") or None):
@@ -529,7 +538,7 @@ class _Builder:
                 )
                 old_read = {p["role"]: p.get("read") for p in old_p}
                 new_read = {p["role"]: p.get("read") for p in new_p}
-                step.read_changed = old_read != new_read  # type: ignore[attr-defined]
+                step.read_changed = old_read != new_read
             # field permissions
             by_field: dict[str, list] = {}
             for r in t.field_permissions:
@@ -619,7 +628,7 @@ class _Builder:
                 lambda ed, tkey=tkey, key=lf.key: ed.delete_field(tkey, key, confirm=True),
                 tkey,
             )
-            step.measure = lambda ed, lf=lf: ed.count_values(lf.table_key, lf.key)  # type: ignore[attr-defined]
+            step.measure = lambda ed, lf=lf: ed.count_values(lf.table_key, lf.key)
         # links between tables being deleted go first, so each table can go
         for t in self.res.deleted_tables:
             for lf in t.fields.values():
@@ -637,7 +646,7 @@ class _Builder:
                 lambda ed, key=t.key: ed.delete_table(key, confirm=True),
                 t.key,
             )
-            step.measure = lambda ed, key=t.key: ed.count_records(key)  # type: ignore[attr-defined]
+            step.measure = lambda ed, key=t.key: ed.count_records(key)
 
     def users_bookkeeping(self) -> None:
         users = self.live.tables.get(USERS)
@@ -677,13 +686,12 @@ class _Builder:
 
 def _measure_losses(ed: SchemaEditor, plan: Plan) -> None:
     for step in plan.steps:
-        measure = getattr(step, "measure", None)
-        if measure is None:
+        if step.measure is None:
             continue
-        got = measure(ed)
+        got = step.measure(ed)
         if step.kind == "change_type":
             step.loses = got.failed + got.changed
-            step.loss = got.loss(step.text.split("`")[1].split(".")[-1], "the new type")
+            step.loss = got.loss(step.field_key, "the new type")
             if step.loss:
                 step.loss = step.loss.replace(" (confirm to go ahead)", "")
                 examples = ", ".join(f"`{e['value']}` ({e['message']})" for e in got.examples[:3])
@@ -732,7 +740,7 @@ class _ReadWatch:
             s.table
             for s in plan.steps
             if s.kind == "set_permissions"
-            and getattr(s, "read_changed", False)
+            and s.read_changed
             and plan.resolved.tables.get(s.table) is not None
         ]
         self.users: list[Actor] = []
@@ -796,7 +804,7 @@ def _measure_after(platform, ed: SchemaEditor, plan: Plan, result: Result, watch
             if plan.resolved.tables.get(step.table) is None:
                 continue  # a new table has no records
             total = service.count(t.key)
-            for v in getattr(step, "new_rules", []):
+            for v in step.new_rules:
                 from ..platform.records import FormulaFilter
 
                 passing = service.count(t.key, where=FormulaFilter(v.rule))
@@ -807,8 +815,8 @@ def _measure_after(platform, ed: SchemaEditor, plan: Plan, result: Result, watch
                         f"{failing:,} {_plural(t, failing)} would fail the new rule "
                         f"`{_one_line(v.rule)}` ({v.message})"
                     )
-        if step.kind == "change_field" and "now required" in step.text:
-            key = step.text.split("`")[1].split(".", 1)[1]
+        if step.now_required:
+            key = step.field_key
             t = ed.schema.table(step.table)
             from ..platform.records import FormulaFilter
 
