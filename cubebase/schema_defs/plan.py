@@ -35,7 +35,14 @@ from ..platform.schema_changes import RULE_KEYS, DataLossError, SchemaEditor
 from . import ir
 from .errors import AppFileError, Problem
 from .export import default_label, exported_fields
-from .validate import APP_FIELDS, Resolved, _platform_config, app_user_fields, resolve
+from .validate import (
+    APP_FIELDS,
+    Resolved,
+    _platform_config,
+    app_user_fields,
+    plain_value,
+    resolve,
+)
 
 MAX_USERS_MEASURED = 500
 
@@ -665,10 +672,8 @@ class _Builder:
 
     # --- starting records ------------------------------------------------------------
     def seeds(self) -> None:
-        for t in self.app.tables:
+        for t in self._seed_order():
             rows = list(t.seed) + (list(t.demo) if self.demo else [])
-            if not rows:
-                continue
             live_t = self.res.tables[t.key]
             if live_t is not None and _count(self.ed, live_t) > 0:
                 continue
@@ -679,6 +684,25 @@ class _Builder:
                 lambda ed, t=t: _seed(ed, self.app, t, self.demo),
                 t.key,
             )
+
+    def _seed_order(self) -> list[ir.TableSpec]:
+        """Tables with starting records, each after the tables its rows link to (in file
+        order otherwise), so a row can name a record another table's seed adds."""
+        seeded = [t for t in self.app.tables if t.seed or (self.demo and t.demo)]
+        keys = {t.key for t in seeded}
+        needs = {}
+        for t in seeded:
+            used = {k for row in [*t.seed, *t.demo] for k in row}
+            targets = {USERS if f.type == "user" else f.to for f in t.fields if f.key in used}
+            needs[t.key] = (targets & keys) - {t.key}
+        order: list[ir.TableSpec] = []
+        done: set[str] = set()
+        while len(order) < len(seeded):
+            ready = [t for t in seeded if t.key not in done and needs[t.key] <= done]
+            t = ready[0] if ready else next(t for t in seeded if t.key not in done)  # a cycle
+            order.append(t)
+            done.add(t.key)
+        return order
 
 
 # --- measuring ---------------------------------------------------------------------------
@@ -921,7 +945,7 @@ def _seed_value(service, f: Field, value: Any) -> Any:
     """Links in seed rows may name the record by its display value (or e-mail for users)."""
     kind = f.link_kind
     if kind not in ("one", "many") or value is None:
-        return value
+        return plain_value(value)
     values = value if isinstance(value, list) else [value]
     ids = []
     for v in values:

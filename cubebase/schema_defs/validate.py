@@ -14,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from .. import formula as F
 from ..formula import types as ft
 from ..platform.actor import ADMIN_ROLE
-from ..platform.fieldtypes import FIELD_TYPES, SYSTEM_FIELDS
+from ..platform.fieldtypes import FIELD_TYPES, SYSTEM_FIELDS, ConversionError
 from ..platform.models import FieldDef, TableDef
 from ..platform.schema import USERS, Field, Schema, Table
 from ..platform.schema_changes import RESERVED_KEYS
@@ -580,7 +581,12 @@ def _check_meaning(res: Resolved, problems: Problems) -> None:
         _check_views(t, vt, problems)
         for section in ("seed", "demo"):
             for i, row in enumerate(getattr(t, section)):
-                for k in row:
+                for k, value in row.items():
+                    if k in vt.fields and vt.fields[k].writable:
+                        problem = seed_value_problem(vt.fields[k], value)
+                        if problem:
+                            problems.add(_seed_at(app, t, section, i), f"`{k}`: {problem}")
+                        continue
                     if k not in vt.fields or not vt.fields[k].writable:
                         where = _seed_at(app, t, section, i)
                         if k in vt.fields:
@@ -590,6 +596,26 @@ def _check_meaning(res: Resolved, problems: Problems) -> None:
                         else:
                             problems.add(where, f"unknown field `{k}`{did_you_mean(k, vt.fields)}")
     _check_formulas(res, problems)
+
+
+def plain_value(value: Any) -> Any:
+    """YAML reads `2024-05-01` as a date: values go to the records service as in JSON."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [plain_value(v) for v in value]
+    return value
+
+
+def seed_value_problem(f: Field, value: Any) -> str | None:
+    """Why a seed value does not fit its field (links are looked up when applied)."""
+    if f.link_kind is not None or f.type == "file":
+        return None
+    try:
+        f.ftype.to_python(f, plain_value(value))
+    except ConversionError as exc:
+        return str(exc)
+    return None
 
 
 def res_field_id(schema: Schema, table_key: str, field_key: str) -> int | None:

@@ -193,3 +193,21 @@ def test_a_50_mb_file(run, platform, sales):
         "sales/huge.yaml: the file is 52.4 MB; app files are limited to 5 MB each" in result.output
     )
     assert snapshot(platform) == before
+
+
+def test_seed_dates_and_links_by_name(run, platform, sales):
+    (sales / "events.yaml").write_text(
+        "key: events\nfields:\n"
+        "  - {key: day, type: date}\n"
+        "  - {key: region, type: link, to: regions}\n"
+        "  - {key: who, type: user}\n"
+        "seed:\n  - {day: 2024-05-01, region: Europe, who: admin@example.com}\n"
+    )
+    result = run("schema", "apply", str(sales))
+    assert result.exit_code == 0, result.output
+    with platform.session() as s:
+        from cubebase.platform.actor import Actor
+
+        rec = platform.records(s, Actor.system_actor()).get("events", 1)
+    assert str(rec.values["day"]) == "2024-05-01"
+    assert rec.values["region"] == 2 and rec.values["who"] == 1

@@ -258,6 +258,8 @@ def test_links_display_views_seed(platform):
                 seed:
                   - {title: x, colour: red}
                   - {total: 3}
+                demo:
+                  - {title: [1, 2]}
             """,
             "customers.yaml": "key: customers\nfields:\n  - {key: name, type: text}\n",
         },
@@ -272,6 +274,7 @@ def test_links_display_views_seed(platform):
         "shop/orders.yaml:10 views[1].key: view `open` is defined twice",
         "shop/orders.yaml:12 seed[0]: unknown field `colour`",
         "shop/orders.yaml:13 seed[1]: `total` is calculated; a seed row cannot set it",
+        "shop/orders.yaml:15 demo[0]: `title`: expected text, got a list",
     )
 
 
