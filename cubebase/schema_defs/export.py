@@ -137,7 +137,10 @@ def live_app(schema: Schema, session, app_key: str | None) -> ir.AppSpec:
     if user_fields:
         specs.append(live_table(schema, schema.table(USERS), only_fields=user_fields))
     specs += [live_table(schema, t) for t in tables]
-    return ir.AppSpec(app=app_key or "app", roles=roles, tables=specs)
+    if app_key is None:  # every table: named after their app when they share one
+        owners = {t.app for t in tables} - {None}
+        app_key = owners.pop() if len(owners) == 1 else "app"
+    return ir.AppSpec(app=app_key, roles=roles, tables=specs)
 
 
 def _builtin_users() -> set[str]:
