@@ -15,8 +15,11 @@ Storage of a field (``FieldInfo.storage``):
 - ``junction``  a many-to-many link through ``link.junction``
                 (columns ``link.source_column`` -> this row, ``link.target_column``
                 -> the target row);
-- ``formula``   a formula field: no column, ``FieldInfo.formula`` holds its
-                stored formula text and is compiled/evaluated in place.
+- ``formula``   a formula field: ``FieldInfo.formula`` holds its stored formula
+                text and is compiled/evaluated in place; when ``column`` is set
+                too, the platform keeps the value in that column (a stored
+                formula) and SQL reads the column, while the interpreter still
+                computes it.
 """
 
 from __future__ import annotations

@@ -251,6 +251,12 @@ class SqlCompiler:
 
     def read(self, alias: FromClause, table: TableInfo, f: FieldInfo, body: A.TNode | None):
         """The value of field ``f`` on the row ``alias``."""
+        if f.storage == "formula" and f.column is not None:
+            # a stored formula (the platform keeps its column up to date)
+            col = alias.c[f.column]
+            if f.type.kind == "boolean":
+                return self.coalesce_false(col)
+            return sa.type_coerce(col, sqltype(f.type))
         if body is not None:
             return self.sub([alias]).value(body)
         if f.storage in ("column", "json_list"):

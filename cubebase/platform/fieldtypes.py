@@ -636,10 +636,21 @@ class FormulaType(FieldType):
     storage = "formula"
     writable = False
     can_be_unique = False
-    config_keys = frozenset({"formula", "result_type"})
+    config_keys = frozenset({"formula", "result_type", "stored"})
 
-    def column_type(self, field: Field) -> None:
-        return None
+    def column_type(self, field: Field) -> sa.types.TypeEngine | None:
+        """A column only for a stored formula (one that reads other tables, see
+        ``materialized.py``), of the type the formula's SQL gives."""
+        if not field.config.get("stored"):
+            return None
+        kind = field.config.get("result_type", "text").split(":")[0]
+        return {
+            "number": sa.Numeric(),
+            "boolean": sa.Boolean(),
+            "date": sa.Date(),
+            "datetime": sa.DateTime(),
+            "record": sa.Integer(),
+        }.get(kind, sa.Text())
 
     def formula_type(self, field: Field) -> ft.FType:
         return ftype_from_name(field.config.get("result_type", "text"))

@@ -88,6 +88,7 @@ def parse_sort(
             raise BadRequest(f"Cannot sort by `{name}`: table `{table.key}` has no such field")
         if (
             f.type == "formula"
+            and f.column_name is None  # a stored formula sorts by its column
             and computed is not None
             and not f.config.get("result_type", "").startswith("list")
         ):

@@ -24,7 +24,7 @@ from alembic.operations import Operations
 from sqlalchemy.orm import Session
 
 from ..formula import types as ft
-from . import formulas, permission_rules
+from . import formulas, materialized, permission_rules
 from .errors import BadRequest, ConflictError
 from .fieldtypes import FIELD_TYPES, SYSTEM_FIELDS, ConversionError
 from .models import Counter, FieldDef, HistoryEntry, TableDef
@@ -469,14 +469,24 @@ class SchemaEditor:
         stored, checked = formulas.store(
             self.schema, table_key, source, f"Formula field `{field_key}`", field_key=field_key
         )
-        fd = self.session.get(FieldDef, self.schema.table(table_key).field(field_key).id)
+        table = self.schema.table(table_key)
+        before = table.field(field_key)
+        fd = self.session.get(FieldDef, before.id)
+        keep = materialized.should_store(checked)
+        if before.column_name is not None:  # a stored formula: its column is rebuilt
+            self.ops.drop_column(table.sql.name, before.column_name)
         fd.config = {
-            **fd.config,
+            **{k: v for k, v in fd.config.items() if k != "stored"},
             "formula": stored,
             "result_type": formulas.result_type_name(checked.type),
+            **({"stored": True} if keep else {}),
         }
         self._changed(fd.table_id)
         formulas.check_no_cycle(self.schema, table_key, field_key)
+        if keep:
+            f = self.schema.table(table_key).field(field_key)
+            self.ops.add_column(table.sql.name, sa.Column(f.column_name, f.ftype.column_type(f)))
+        materialized.recompute_dependents(self.session, self.schema, table_key, field_key)
 
     def _save_default(self, table_key: str, field_key: str, source: str | None) -> None:
         f = self.schema.table(table_key).field(field_key)
@@ -647,6 +657,8 @@ class SchemaEditor:
             self._create_indexes(self.schema.table(table_key), new_field)
         if lost:
             self._record_lost(table, f, lost, f"type changed from {f.type} to {new_type}")
+        # stored formulas that read the field see the converted values
+        materialized.recompute_dependents(self.session, self.schema, table_key, f.key)
         return preview
 
     def delete_field(self, table_key: str, field_key: str, *, confirm: bool = False) -> int:

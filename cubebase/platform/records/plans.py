@@ -61,7 +61,9 @@ class TablePlan:
             if f.column_name is not None and f.key not in hidden
         ]
         self.computed = [
-            (f, f.ftype, f"c_{f.id}") for f in fields if f.type == "formula" and f.key not in hidden
+            (f, f.ftype, f"c_{f.id}")
+            for f in fields
+            if f.type == "formula" and f.column_name is None and f.key not in hidden
         ]
         self.defaults = [f for f in fields if f.default and f.writable]
         self.rules = list(table.config.get("validations") or [])
@@ -202,7 +204,7 @@ class PageTemplate:
 def computed_key(key: SortKey) -> bool:
     """A formula sort key: no index serves it, so one query sorts it with its blanks
     (reading the page in segments would compute it over the table once per segment)."""
-    return key.field is not None and key.field.type == "formula"
+    return key.field is not None and key.field.type == "formula" and key.field.column_name is None
 
 
 def joined(t: sa.Table, joins: dict) -> sa.FromClause:

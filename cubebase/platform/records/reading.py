@@ -207,7 +207,7 @@ class Reading:
         if uses is None:
             uses = frozenset()
             for f in self._fields(table, fields):
-                if f.type == "formula":
+                if f.type == "formula" and f.column_name is None:
                     checked = self.formulas.checked(
                         table.key, f.config["formula"], where=f"Formula field `{f.key}`"
                     )
@@ -322,7 +322,7 @@ class Reading:
         computed = [
             self.formulas.field_expr(table, f).label(f"c_{f.id}")
             for f in chosen
-            if f.type == "formula"
+            if f.type == "formula" and f.column_name is None  # stored ones are columns
         ]
         _, sometimes = self.access.hidden_fields(table)
         flags = [

@@ -20,6 +20,7 @@ from ..errors import (
     ValidationError,
 )
 from ..fieldtypes import ConversionError
+from ..materialized import Refresh
 from ..models import Counter, HistoryEntry
 from ..schema import USERS, Table
 from .plans import TablePlan
@@ -115,6 +116,7 @@ class Writing:
             self._write_many_links(table, ids, prepared, replace=False)
             # no history row: creation is the record's created_at/by and its first
             # values, derived when the history is read (see ``history``)
+            Refresh(self.session, self.schema, table, ids, None).after()
             self.session.flush()
             for rid, values in zip(ids, prepared, strict=True):
                 self.platform.hooks.run_after(self, table, rid, None, values)
@@ -164,6 +166,8 @@ class Writing:
                 row[f.column_name] = f.ftype.to_db(f, v)
         with self.session.begin_nested(), self._integrity(table, True):
             self.platform.hooks.run_before(self, table, current.id, current.values, changed)
+            refresh = Refresh(self.session, self.schema, table, [current.id], set(changed))
+            refresh.before()
             result = self.session.execute(
                 sa.update(t)
                 .where(
@@ -174,6 +178,7 @@ class Writing:
             if result.rowcount != 1:
                 raise self._conflict(table, self._fetch(table, current.id, whole=True))
             self._write_many_links(table, [current.id], [changed], replace=True)
+            refresh.after()
             self.session.add(
                 HistoryEntry(
                     table_id=table.id,
@@ -251,7 +256,9 @@ class Writing:
                         f"{other.label.lower()} link to it through `{f.key}`"
                     )
         with self.session.begin_nested():
+            refresh = Refresh(self.session, self.schema, table, [current.id], None).before()
             self.session.execute(sa.delete(table.sql).where(table.sql.c.id == current.id))
+            refresh.after()
             self.session.add(
                 HistoryEntry(
                     table_id=table.id,
@@ -500,6 +507,7 @@ class Writing:
             )
             if result.rowcount != 1:
                 raise ConflictError("Someone else changed this record at the same time; try again")
+            Refresh(self.session, self.schema, table, [current.id], None).after()
             self.session.add(
                 HistoryEntry(
                     table_id=table.id,
