@@ -315,17 +315,6 @@ def app_install(name: str, demo: bool, confirm_data_loss: bool, db: str | None) 
 DEMO_LOGIN_FILE = "demo-login.txt"
 
 
-def _web_config(config: Config) -> Config:
-    """Settings left unset in the environment get their defaults (``Config.from_env``
-    passes None through for unset numbers)."""
-    from dataclasses import fields
-
-    for f in fields(Config):
-        if getattr(config, f.name) is None and f.default is not None and isinstance(f.default, int):
-            setattr(config, f.name, f.default)
-    return config
-
-
 def _serve(app, host: str, port: int, threads: int = 8) -> None:
     """The WSGI server: waitress (threaded) when installed, else werkzeug's (threaded)."""
     try:
@@ -345,9 +334,11 @@ def _serve(app, host: str, port: int, threads: int = 8) -> None:
 def serve_command(host: str, port: int, threads: int, db: str | None) -> None:
     """The web app (staff pages and the REST API)."""
     from .web import create_app
+    from .workflows.jobs import start_in_process
 
     platform = make_platform(db)
-    app = create_app(_web_config(platform.config), platform)
+    app = create_app(platform.config, platform)
+    start_in_process(platform)  # without CUBEBASE_REDIS_URL, jobs run in this process
     click.echo(f"Cubebase on http://{host}:{port}/ (Ctrl+C stops it)")
     _serve(app, host, port, threads)
 
@@ -365,6 +356,7 @@ def demo(host: str, port: int) -> None:
     from .platform.bootstrap import init_platform
     from .platform.core import Platform
     from .web import create_app
+    from .workflows.jobs import start_in_process
 
     data_dir = Path("cubebase-data")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -373,7 +365,6 @@ def demo(host: str, port: int) -> None:
         data_dir=data_dir,
     )
     config.redis_url = None  # in-process jobs
-    _web_config(config)
     platform = Platform(config)
     click.echo(f"Database: {data_dir / 'cubebase.sqlite'} (SQLite)")
     result = init_platform(platform)
@@ -396,7 +387,9 @@ def demo(host: str, port: int) -> None:
     click.echo(f"  Sales     {SALES_EMAIL} / {SALES_PASSWORD}")
     click.echo("")
     click.echo("Ctrl+C stops the server; the data stays in ./cubebase-data/.")
-    _serve(create_app(config, platform), host, port)
+    app = create_app(config, platform)
+    start_in_process(platform)  # reminders and escalations without Redis
+    _serve(app, host, port)
 
 
 @main.command("worker")

@@ -52,7 +52,7 @@ class Config:
             },
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        return cls(**{k: v for k, v in values.items() if v is not None})  # unset: defaults
 
 
 def _int_env(env, name: str) -> int | None:
