@@ -143,12 +143,16 @@ class SqlCompiler:
     def clamp(self, x: ColumnElement, lo: int | None = None, hi: int | None = None):
         """Limit an integer to [lo, hi]; blank stays blank (PG's GREATEST ignores NULL)."""
         if self.pg:
-            out = x
-            if hi is not None:
-                out = sa.func.least(out, hi)
-            if lo is not None:
-                out = sa.func.greatest(out, lo)
-            return out + (x - x)
+
+            def limit(x):
+                out = x
+                if hi is not None:
+                    out = sa.func.least(out, hi)
+                if lo is not None:
+                    out = sa.func.greatest(out, lo)
+                return out + (x - x)
+
+            return self.let(limit, x)
         out = x
         if hi is not None:
             out = sa.func.min(out, hi)
@@ -167,6 +171,35 @@ class SqlCompiler:
 
     def coalesce_false(self, expr: ColumnElement) -> ColumnElement:
         return sa.func.coalesce(expr, sa.false(), type_=sa.Boolean())
+
+    def let(self, fn: Callable[..., ColumnElement], *exprs: ColumnElement) -> ColumnElement:
+        """``fn(*exprs)`` with every non-trivial expression computed once.
+
+        SQL has no variables, so functions that need an argument several times
+        (CASE guards, SQLite emulations) used to repeat its SQL, and nesting them
+        multiplied it: a few nested date functions made 50 kB statements that ran
+        for minutes. A large argument is instead bound as a column of a one-row
+        derived table, ``(SELECT fn(v0) FROM (SELECT <arg> AS v0 OFFSET 0))``;
+        OFFSET 0 keeps both databases from flattening it back into copies.
+        Small arguments (a column, a parameter) are repeated as they are; so is an
+        untyped one on PostgreSQL, where a derived table would make it text."""
+        big = [
+            i
+            for i, e in enumerate(exprs)
+            if expr_size(e) > SMALL_EXPR and not (self.pg and isinstance(e.type, sa.types.NullType))
+        ]
+        if not big:
+            return fn(*exprs)
+        inner = (
+            sa.select(*[exprs[i].label(f"v{i}") for i in big])
+            .correlate_except(None)  # reads only the enclosing rows
+            .offset(sa.literal_column("0"))
+            .subquery()
+        )
+        args = [inner.c[f"v{i}"] if i in big else e for i, e in enumerate(exprs)]
+        body = fn(*args)
+        q = sa.select(body).select_from(inner).correlate_except(inner).scalar_subquery()
+        return sa.type_coerce(q, body.type)
 
     def text_order(self, expr: ColumnElement) -> ColumnElement:
         return expr.collate("C") if self.pg else expr
@@ -299,12 +332,14 @@ class SqlCompiler:
             return self.as_text(n.left).concat(self.as_text(n.right))
         a, b = self.value(n.left), self.value(n.right)
         if n.op in "+-*":
-            a, b = sa.type_coerce(a, NUMERIC), sa.type_coerce(b, NUMERIC)
-            expr = a + b if n.op == "+" else a - b if n.op == "-" else a * b
-            return sa.type_coerce(expr, NUMERIC)
+            a, b = self.as_number(a), self.as_number(b)  # one level per term in a + b + c
+            return a + b if n.op == "+" else a - b if n.op == "-" else a * b
         if n.op == "/":
             return self.divide(a, b)
         return self.modulo(a, b)
+
+    def as_number(self, x: ColumnElement) -> ColumnElement:
+        return x if isinstance(x.type, sa.Numeric) else sa.type_coerce(x, NUMERIC)
 
     def divide(self, a: ColumnElement, b: ColumnElement) -> ColumnElement:
         num = sa.cast(a, sa.Numeric()) if self.pg else sa.cast(a, sa.Float())
@@ -313,14 +348,28 @@ class SqlCompiler:
     def modulo(self, a: ColumnElement, b: ColumnElement) -> ColumnElement:
         """Remainder with the sign of the divisor (like spreadsheets); x mod 0 is blank."""
         if self.pg:
-            m = sa.func.mod(sa.cast(a, sa.Numeric()), sa.func.nullif(sa.cast(b, sa.Numeric()), 0))
-            expr = sa.case((sa.and_(m != 0, (m < 0) != (b < 0)), m + b), else_=m)
-            return sa.type_coerce(expr, NUMERIC)
-        q = self.floor(self.snap(sa.cast(a, sa.Float()).op("/")(sa.func.nullif(b, 0))))
-        return sa.type_coerce(a - b * q, NUMERIC)
+
+            def signed(m, b):
+                return sa.case((sa.and_(m != 0, (m < 0) != (b < 0)), m + b), else_=m)
+
+            def pg_mod(a, b):
+                m = sa.func.mod(
+                    sa.cast(a, sa.Numeric()), sa.func.nullif(sa.cast(b, sa.Numeric()), 0)
+                )
+                return self.let(signed, m, b)
+
+            return sa.type_coerce(self.let(pg_mod, a, b), NUMERIC)
+
+        def sqlite_mod(a, b):
+            q = self.floor(self.snap(sa.cast(a, sa.Float()).op("/")(sa.func.nullif(b, 0))))
+            return a - b * q
+
+        return sa.type_coerce(self.let(sqlite_mod, a, b), NUMERIC)
 
     def as_text(self, node: A.TNode) -> ColumnElement:
         """The text form used by & and CONCAT: blank joins as ""."""
+        if isinstance(node, A.TBinary) and node.op == "&":  # never blank: a & b & c stays flat
+            return self.value(node)
         return sa.func.coalesce(self.text_of(node), sa.literal("", sa.String()), type_=sa.String())
 
     def text_of(self, node: A.TNode) -> ColumnElement:
@@ -345,26 +394,33 @@ class SqlCompiler:
             if self.pg:
                 r = sa.func.round(sa.cast(x, sa.Numeric()), 9)
                 return sa.cast(sa.func.trim_scale(r), sa.String())
-            r = sa.func.round(x, 9)
-            s = sa.func.rtrim(sa.func.rtrim(sa.func.printf("%.9f", r), "0"), ".")
-            return sa.case((r.is_(None), None), (r == 0, sa.literal("0")), else_=s)
+
+            def sqlite_text(x):
+                r = sa.func.round(x, 9)
+                s = sa.func.rtrim(sa.func.rtrim(sa.func.printf("%.9f", r), "0"), ".")
+                return sa.case((r.is_(None), None), (r == 0, sa.literal("0")), else_=s)
+
+            return self.let(sqlite_text, x)
         return sa.cast(x, sa.String())
 
-    def cmp_operands(self, a: A.TNode, b: A.TNode) -> tuple[ColumnElement, ColumnElement]:
+    def cmp_operands(
+        self, a: A.TNode, b: A.TNode, left: ColumnElement | None = None
+    ) -> tuple[ColumnElement, ColumnElement]:
         """Both sides of a comparison. Computed numbers compare at 9 decimals, like a
         spreadsheet's display, so 0.1 + 0.2 = 0.3 holds on SQLite's binary floats too;
-        stored values against constants compare exactly (and index-friendly)."""
-        x, y = self.value(a), self.value(b)
+        stored values against constants compare exactly (and index-friendly).
+        ``left``: ``a`` already compiled (SWITCH and IN compare one value many times)."""
+        x, y = self.value(a) if left is None else left, self.value(b)
         if a.type.kind == "number" and not (A.is_plain(a) and A.is_plain(b)):
             x = sa.func.round(self.as_numeric(x), 9)
             y = sa.func.round(self.as_numeric(y), 9)
         return x, y
 
-    def compare(self, n: A.TCompare) -> ColumnElement:
+    def compare(self, n: A.TCompare, left: ColumnElement | None = None) -> ColumnElement:
         """Lax comparison: NULL when a side is blank (FALSE under WHERE)."""
         if n.left.type.kind == "blank" or n.right.type.kind == "blank":
             return sa.false()
-        a, b = self.cmp_operands(n.left, n.right)
+        a, b = self.cmp_operands(n.left, n.right, left)
         if n.op not in ("=", "!=") and n.left.type.kind == "text":
             a, b = self.text_order(a), self.text_order(b)
         ops = {
@@ -397,11 +453,12 @@ class SqlCompiler:
                 return sa.false()
             if all(A.is_plain(i) for i in [n.left, *items]):
                 return self.value(n.left).in_([self.value(i) for i in items])
-            tests = []
-            for i in items:
-                x, y = self.cmp_operands(n.left, i)
-                tests.append(x == y)
-            return sa.or_(*tests)
+
+            def tests(left):
+                pairs = [self.cmp_operands(n.left, i, left) for i in items]
+                return sa.or_(*[x == y for x, y in pairs])
+
+            return self.let(tests, self.value(n.left))  # the left side is compiled once
         return self.list_contains(n.source, self.value(n.left))
 
     def list_contains(self, src: A.TNode, x: ColumnElement) -> ColumnElement:
@@ -525,65 +582,84 @@ class SqlCompiler:
         return self.ctx.joins[sig][0].c.v
 
 
-MAX_SQL_WEIGHT = 200_000
+# The largest SQL expression a formula may compile to, in nodes as rendered (a
+# node used twice counts twice). Real formulas stay far below (a page-long IFS is
+# ~2,000); only shapes whose SQL multiplies with nesting get near, and those would
+# stall the database rather than run.
+MAX_SQL_NODES = 50_000
+# ... and the deepest: SQLAlchemy compiles recursively, ~4 Python frames a level,
+# so this keeps a statement well inside Python's recursion limit (1000).
+MAX_SQL_DEPTH = 200
+SMALL_EXPR = 8  # repeated as is; anything larger is computed once (SqlCompiler.let)
+_LEAF = (sa.Column, sa.sql.elements.ColumnClause, sa.TableClause)
 
 
-def sql_weight(node: A.TNode, memo: dict[int, int] | None = None) -> int:
-    """An upper bound of the SQL size: arguments some functions repeat (CASE guards,
-    SQLite emulations) multiply, so deep nesting of them could explode."""
+def expr_size(expr: Any) -> int:
+    """Nodes of ``expr`` as the SQL renders it: a sub-expression that appears twice
+    counts twice."""
+    return expr_shape(expr)[0]
+
+
+def expr_shape(expr: Any, memo: dict[int, tuple[int, int]] | None = None) -> tuple[int, int]:
+    """(nodes, depth) of ``expr`` as the SQL renders it. Memoised per object, so
+    counting is linear in the objects built even when rendering would not be."""
     memo = {} if memo is None else memo
-    key = id(node)
+    key = id(expr)
     if key in memo:
         return memo[key]
-    kids = list(A.tchildren(node))
-    body = getattr(node, "body", None)
-    if body is not None:
-        kids.append(body)
-    fan = 1
-    if isinstance(node, A.TCall | A.TAgg):
-        fan = node.func.sql_fanout
-        if node.func.name in ("MIN", "MAX", "SWITCH") and isinstance(node, A.TCall):
-            fan = max(fan, len(node.args))
-    elif isinstance(node, A.TBinary):
-        fan = 4 if node.op in "%&" else 1
-    elif isinstance(node, A.TIn) and node.items is not None:
-        fan = max(1, len(node.items))
-    elif isinstance(node, A.TNot):
-        fan = 2
-    total = 1
-    for k in kids:
-        total += fan * sql_weight(k, memo)
-        if total > MAX_SQL_WEIGHT:
-            break
-    memo[key] = total
-    return total
+    size, depth = 1, 0
+    if not isinstance(expr, _LEAF):
+        for child in expr.get_children():
+            s, d = expr_shape(child, memo)
+            size, depth = size + s, max(depth, d)
+    memo[key] = (size, depth + 1)
+    return memo[key]
 
 
-def _check_weight(checked: CheckedFormula) -> None:
-    if sql_weight(checked.root) > MAX_SQL_WEIGHT:
-        raise FormulaError.at(
-            checked.source,
-            checked.root.span,
-            "the formula is too complex to run in the database; split it into formula fields",
-        )
+def too_complex(source: str) -> FormulaError:
+    return FormulaError.at(
+        source, None, "the formula is too complex to run in the database; simplify it"
+    )
 
 
-def day_in_range(s: SqlCompiler, r: ColumnElement) -> ColumnElement:
+def _checked_size(checked: CheckedFormula, expr: ColumnElement) -> ColumnElement:
+    """The guard: a formula whose SQL is too large to run (or to compile) is refused."""
+    size, depth = expr_shape(expr)
+    if size > MAX_SQL_NODES or depth > MAX_SQL_DEPTH:
+        raise too_complex(checked.source)
+    return expr
+
+
+def day_in_range(s: SqlCompiler, r: ColumnElement, kind: str = "date") -> ColumnElement:
     """Blank for dates outside years 1-9999 (Python cannot hold them; the interpreter
-    gives blank there too)."""
+    gives blank there too). ``r`` appears once, so nesting date functions cannot
+    multiply their SQL: PG clamps to just outside the range and NULLIFs the clamp
+    values; SQLite re-reads the text (a 5-digit year does not parse) and maps years
+    0 and below ('0000-...', '-0001-...', which sort before '0001') to NULL."""
     if s.pg:
-        return sa.case((sa.extract("year", r).between(1, 9999), r), else_=None)
-    return sa.case((sa.and_(r >= "0001", sa.func.substr(r, 5, 1) == "-"), r), else_=None)
+        if kind == "date":
+            lo, hi = "DATE '0001-12-31 BC'", "DATE '10000-01-01'"
+        else:
+            lo, hi = "TIMESTAMP '0001-12-31 23:59:59.999999 BC'", "TIMESTAMP '10000-01-01'"
+        t = sa.Date() if kind == "date" else sa.DateTime()
+        lo_x, hi_x = sa.literal_column(lo, t), sa.literal_column(hi, t)
+        clamped = sa.func.greatest(sa.func.least(r, hi_x), lo_x)
+        return sa.func.nullif(sa.func.nullif(clamped, hi_x), lo_x, type_=t)
+    from .functions.dates import SQLITE_DT
+
+    t = sa.Date() if kind == "date" else sa.DateTime()
+    text = sa.func.date(r) if kind == "date" else sa.func.strftime(SQLITE_DT, r)
+    return sa.func.nullif(sa.func.max(text, "0001"), "0001", type_=t)
 
 
 def compile_value(checked: CheckedFormula, ctx: SqlContext) -> ColumnElement:
-    """The formula as a value expression over ``ctx.alias`` (Booleans never NULL)."""
-    _check_weight(checked)
+    """The formula as a value expression over ``ctx.alias`` (Booleans never NULL).
+    Raises FormulaError when the SQL would be over MAX_SQL_NODES."""
     comp = SqlCompiler(ctx, [ctx.alias if ctx.alias is not None else ctx.table.sql])
     try:
-        expr = comp.value(checked.root)
+        expr = _checked_size(checked, comp.value(checked.root))
     except RecursionError:
-        raise FormulaError.at(checked.source, None, "the formula is too complex") from None
+        raise too_complex(checked.source) from None
     if checked.type.kind in ("list", "blank", "error"):
         return expr
     if checked.type.kind == "number" and comp.pg:  # integers (COUNT, LEN...) come back as Decimal
@@ -599,9 +675,8 @@ def compile_condition(checked: CheckedFormula, ctx: SqlContext) -> ColumnElement
             checked.root.span,
             f"a condition must give TRUE or FALSE, but this formula gives {checked.type_name}",
         )
-    _check_weight(checked)
     comp = SqlCompiler(ctx, [ctx.alias if ctx.alias is not None else ctx.table.sql])
     try:
-        return comp.cond(checked.root)
+        return _checked_size(checked, comp.cond(checked.root))
     except RecursionError:
-        raise FormulaError.at(checked.source, None, "the formula is too complex") from None
+        raise too_complex(checked.source) from None

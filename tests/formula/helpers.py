@@ -21,6 +21,7 @@ from cubebase.formula import evaluate as f_evaluate
 from cubebase.formula.schema import FieldInfo, LinkInfo, TableInfo
 from cubebase.formula.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, USER, list_of, record_of
 
+STATEMENT_TIMEOUT = 5  # seconds a PostgreSQL statement of the formula tests may run
 NOW = datetime(2026, 3, 15, 10, 30, 0, tzinfo=UTC)
 TODAY = date(2026, 3, 15)
 JSON = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -286,23 +287,15 @@ class World:
             compile_value(check(f, self, table), ctx).label(f"v{i}") for i, f in enumerate(formulas)
         ]
         q = sa.select(info.sql.c.id, *cols).order_by(info.sql.c.id)
-        with engine.connect() as conn:
-            return {r[0]: list(r[1:]) for r in conn.execute(q)}
-
-    def sql_size(self, engine, formula: str, table="customers", **kw) -> int:
-        """Length of the SQL a formula compiles to (the differential test skips
-        generated formulas whose SQL explodes; see the stop note of session 1)."""
-        ctx = self.sql_context(engine, table, **kw)
-        expr = compile_value(check(formula, self, table), ctx)
-        return len(str(expr.compile(dialect=engine.dialect)))
+        rows = _execute(engine, q, formulas)
+        return {r[0]: list(r[1:]) for r in rows}
 
     def sql_where(self, engine, formula: str, table="customers", **kw) -> list[int]:
         ctx = self.sql_context(engine, table, **kw)
         info = self.tables[table]
         cond = compile_condition(check(formula, self, table), ctx)
         q = sa.select(info.sql.c.id).where(cond).order_by(info.sql.c.id)
-        with engine.connect() as conn:
-            return [r[0] for r in conn.execute(q)]
+        return [r[0] for r in _execute(engine, q, [formula])]
 
     def py_values(self, formulas: list[str], table="customers", user_id=1, roles=("Sales",)):
         ctx = self.eval_context(user_id, roles)
@@ -311,6 +304,20 @@ class World:
             rid: [f_evaluate(c, {"id": rid, **row}, ctx) for c in checked]
             for rid, row in sorted(self.rows[table].items())
         }
+
+
+def _execute(engine, q, formulas: list[str]) -> list:
+    """Run ``q``; a statement cancelled by the timeout fails naming the formulas."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(q).all()
+    except sa.exc.OperationalError as exc:
+        if "statement timeout" not in str(exc):
+            raise
+        raise AssertionError(
+            f"{engine.dialect.name}: the SQL of {formulas!r} ran over the "
+            f"{STATEMENT_TIMEOUT}s statement timeout"
+        ) from None
 
 
 def same(a: Any, b: Any) -> bool:

@@ -8,6 +8,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cubebase.formula import FormulaError, SqlContext, check, compile_condition, compile_value
 
+from .helpers import STATEMENT_TIMEOUT, same
+
 DIALECTS = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}
 
 
@@ -148,14 +150,98 @@ def test_injection_is_an_error_or_plain_text(db, src):
 
 
 def test_exploding_sql_is_refused(world):
-    """Functions that repeat an argument in SQL cannot be nested into a huge query."""
+    """A formula whose SQL would be too large or too deep to run is a FormulaError."""
     src = "DATEADD(" * 40 + "since" + ', 1, "months")' * 40
     checked = check(src, world, "customers")
     ctx = SqlContext(world, world.tables["customers"])
-    with pytest.raises(FormulaError, match="too complex to run in the database"):
+    with pytest.raises(FormulaError, match="too complex to run in the database; simplify it"):
         compile_value(checked, ctx)
     small = check('DATEADD(DATEADD(since, 1, "months"), 1, "days")', world, "customers")
     compile_value(small, ctx)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_guard_counts_the_compiled_sql(world, dialect, monkeypatch):
+    from cubebase.formula import to_sql
+
+    ctx = SqlContext(world, world.tables["customers"], dialect=dialect)
+    checked = check('DATEADD(since, 1, "months") > TODAY() AND score > 1', world, "customers")
+    compile_value(checked, ctx)
+    compile_condition(checked, ctx)
+    monkeypatch.setattr(to_sql, "MAX_SQL_NODES", 10)
+    for compile_ in (compile_value, compile_condition):
+        with pytest.raises(FormulaError, match="too complex to run in the database") as exc:
+            compile_(checked, ctx)
+        assert exc.value.errors[0].line == 1
+
+
+NESTABLE = [  # each wraps | in a function whose SQL reads its argument more than once
+    'DATEADD(|, 1, "months")',
+    'DATEADD(|, -1, "years")',
+    "EOMONTH(|, 1)",
+    'DATEADD(since, DATEDIFF(since, |, "months"), "days")',
+    'DATE(2026, DATEDIFF(since, |, "years"), 1)',
+    "MIN(|, rate)",
+    "MOD(|, 3) + 1",
+    "ROUNDUP(|, 1)",
+    "CEILING(|, 0.5)",
+    "POWER(|, 2)",
+    "SWITCH(|, 1, 2, 3)",
+    "IF((| IN (1, 2, score + 1)), score, 0)",
+    "VALUE(TEXT(|))",
+    "LEN(RIGHT(TEXT(|), score))",
+]
+
+
+@pytest.mark.parametrize("template", NESTABLE)
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_nesting_grows_the_sql_linearly(world, template, dialect):
+    """The root cause of the huge statements: a function that reads an argument
+    twice repeated its SQL, so n nested calls made 2^n copies. Arguments are now
+    computed once: each level adds about the same SQL."""
+    pre, post = template.split("|")
+    leaf = "since" if "DATE" in template or "EOMONTH" in template else "score"
+
+    def size(n):
+        src = pre * n + leaf + post * n
+        return len(sql_text(world, src, dialect, "customers", condition=False))
+
+    one, four, eight = size(1), size(4), size(8)
+    assert eight - four <= 1.5 * (four - one) + 200, (one, four, eight)
+
+
+EXPLODED = [  # generated formulas whose SQL was 40-50 kB (PostgreSQL ran one for minutes)
+    'DATEADD(DATE(YEAR(DATEADD(since, 13, "days")), MONTH(DATEADD(since, 13, "days")) + -10, 17), '
+    '9, "months")',
+    "MIN(MIN(EOMONTH(DATE(2026, 2, 28), 2), MINIF(deals.closed_on, deals.closed)), DATEADD(DATE("
+    "YEAR(MINIF(deals.closed_on, deals.closed)), MONTH(MINIF(deals.closed_on, deals.closed)) + 13, "
+    '12), 13, "years"))',
+    "DATE(YEAR(IF(big, IF(ISUNDER(region, USER().region), MAX(deals.closed_on), "
+    "MAX(deals.closed_on)), IF(ISBLANK(region), MAX(deals.closed_on), MAX(deals.closed_on)))), "
+    "MONTH(IF(big, MAX(deals.closed_on), since)), 3)",
+]
+
+
+def test_formerly_exploding_formulas_run_and_agree(db):
+    w, engine = db
+    for formula in EXPLODED:
+        assert len(sql_text(w, formula, engine.dialect.name, "customers", False)) < 6000
+    sql = w.sql_values(engine, EXPLODED)
+    py = w.py_values(EXPLODED)
+    for rid in py:
+        for i, formula in enumerate(EXPLODED):
+            assert same(py[rid][i], sql[rid][i]), (formula, rid, py[rid][i], sql[rid][i])
+
+
+def test_postgresql_statements_run_under_a_timeout(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no statement timeout")
+    for _ in range(2):  # also after a rolled-back transaction
+        with engine.connect() as conn:
+            assert (
+                conn.execute(sa.text("SHOW statement_timeout")).scalar() == f"{STATEMENT_TIMEOUT}s"
+            )
+            conn.rollback()
 
 
 # ------------------------------------------------------------------ ISUNDER

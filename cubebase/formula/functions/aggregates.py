@@ -193,10 +193,16 @@ class _MinMax(Aggregate):
             fn = sa.func.least if self.agg == "min" else sa.func.greatest
             return sa.type_coerce(fn(*xs), s.null(n.type).type)
         fn = sa.func.min if self.agg == "min" else sa.func.max
-        # SQLite's min()/max() give NULL when any argument is NULL: replace each
-        # blank by another argument so blanks are skipped, as in the interpreter.
-        fills = [sa.func.coalesce(x, *[y for y in xs if y is not x]) for x in xs]
-        return sa.type_coerce(fn(*fills), s.null(n.type).type)
+
+        def fill(*xs):
+            # SQLite's min()/max() give NULL when any argument is NULL: replace each
+            # blank by the first non-blank argument so blanks are skipped, as in the
+            # interpreter (computed once: the SQL stays linear in the arguments).
+            return s.let(
+                lambda first: fn(*[sa.func.coalesce(x, first) for x in xs]), sa.func.coalesce(*xs)
+            )
+
+        return sa.type_coerce(s.let(fill, *xs), s.null(n.type).type)
 
     def py(self, p, n):
         fs = [p.compile(a) for a in n.args]

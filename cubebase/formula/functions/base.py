@@ -42,9 +42,10 @@ class Function:
     min_args: ClassVar[int] = 0
     max_args: ClassVar[int | None] = 0  # None: any number
     never_null: ClassVar[bool] = False  # SQL result is never NULL (Booleans)
-    # How many times an argument may appear in the generated SQL (CASE guards,
-    # SQLite emulations). Bounds the SQL size of nested calls (see to_sql.sql_weight).
-    sql_fanout: ClassVar[int] = 1
+    # The SQL reads an argument more than once (CASE guards, SQLite emulations):
+    # ``Simple.sql`` then computes each non-trivial argument once (SqlCompiler.let),
+    # so nesting such functions cannot multiply the SQL.
+    repeats_args: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -111,7 +112,10 @@ class Simple(Function):
         return self.returns
 
     def sql(self, s, n):
-        return self.sql_impl(s, n, *[s.value(a) for a in n.args])
+        xs = [s.value(a) for a in n.args]
+        if self.repeats_args:
+            return s.let(lambda *vs: self.sql_impl(s, n, *vs), *xs)
+        return self.sql_impl(s, n, *xs)
 
     def sql_impl(self, s, n, *xs):
         raise NotImplementedError

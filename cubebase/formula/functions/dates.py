@@ -92,7 +92,7 @@ class Now(Function):
 
 
 class Date(Simple):
-    sql_fanout = 6
+    repeats_args = True
     name = "DATE"
     category = "Dates"
     signature = "DATE(year, month, day)"
@@ -107,7 +107,7 @@ class Date(Simple):
 
     def sql_impl(self, s, n, y, m, d):
         y, m, d = s.to_int(y), s.to_int(m), s.to_int(d)
-        ok = sa.and_(y >= 1, y <= 9999, sa.func.abs(m) <= 120000, sa.func.abs(d) <= 3650000)
+        ok = sa.and_(y.between(1, 9999), sa.func.abs(m) <= 120000, sa.func.abs(d) <= 3650000)
         if s.pg:
             base = sa.func.make_date(y, 1, 1)
             val = sa.cast(base + sa.func.make_interval(0, m - 1, 0, d - 1), sa.Date())
@@ -116,7 +116,7 @@ class Date(Simple):
             val = sa.func.date(start, modifier(m - 1, "months"), modifier(d - 1, "days"))
         from ..to_sql import day_in_range
 
-        return day_in_range(s, sa.case((ok, val), else_=None))
+        return day_in_range(s, sa.case((ok, val), else_=None), "date")
 
     def py_impl(self, y, m, d):
         y, m, d = int(y), int(m), int(d)
@@ -192,7 +192,6 @@ class Weekday(Simple):
 
 
 class DateAdd(Function):
-    sql_fanout = 4
     name = "DATEADD"
     category = "Dates"
     signature = 'DATEADD(date, count, "days"|"weeks"|"months"|"years")'
@@ -218,11 +217,15 @@ class DateAdd(Function):
     def sql(self, s, n):
         from ..to_sql import day_in_range
 
-        return day_in_range(s, self.moved(s, n))
+        kind = "date" if n.args[0].type.kind in ("date", "blank") else "datetime"
+        x, k = s.value(n.args[0]), s.value(n.args[1])
+        if not s.pg and n.extra["unit"] in ("months", "years"):  # x is read three times
+            return s.let(lambda x, k: day_in_range(s, self.moved(s, n, x, k), kind), x, k)
+        return day_in_range(s, self.moved(s, n, x, k), kind)
 
-    def moved(self, s, n):
+    def moved(self, s, n, x, k):
         unit, kind = n.extra["unit"], n.args[0].type.kind
-        x, k = s.value(n.args[0]), s.to_int(s.value(n.args[1]))
+        k = s.to_int(k)
         if unit == "weeks":
             k, unit = k * 7, "days"
         if unit == "years":
@@ -279,7 +282,6 @@ def py_months_between(a: date, b: date) -> int:
 
 
 class DateDiff(Function):
-    sql_fanout = 6
     name = "DATEDIFF"
     category = "Dates"
     signature = 'DATEDIFF(start, end, "days"|"months"|"years")'
@@ -311,6 +313,9 @@ class DateDiff(Function):
             else:
                 v = sa.cast(sa.func.julianday(b) - sa.func.julianday(a), sa.Integer())
             return sa.type_coerce(v, s.null(NUMBER).type)
+        return s.let(lambda a, b: self.months(s, unit, a, b), a, b)  # each read 5 times
+
+    def months(self, s, unit, a, b):
         ya, ma, da = (sql_part(s, a, p) for p in ("year", "month", "day"))
         yb, mb, db = (sql_part(s, b, p) for p in ("year", "month", "day"))
         adj = sa.case((sa.and_(b >= a, db < da), 1), (sa.and_(b < a, db > da), -1), else_=0)
@@ -344,7 +349,6 @@ class DateDiff(Function):
 
 
 class EoMonth(Simple):
-    sql_fanout = 2
     name = "EOMONTH"
     category = "Dates"
     signature = "EOMONTH(date, months)"
@@ -359,7 +363,7 @@ class EoMonth(Simple):
     def sql_impl(self, s, n, x, k):
         from ..to_sql import day_in_range
 
-        return day_in_range(s, self.end_of_month(s, n, x, k))
+        return day_in_range(s, self.end_of_month(s, n, x, k), "date")
 
     def end_of_month(self, s, n, x, k):
         k = s.to_int(k)

@@ -109,9 +109,14 @@ class Switch(Function):
 
     def sql(self, s, n):
         rest = n.args[1:]
-        whens = [(s.cond(t), s.value(rest[2 * i + 1])) for i, t in enumerate(n.extra["tests"])]
+        results = [s.value(rest[2 * i + 1]) for i in range(len(n.extra["tests"]))]
         other = s.value(rest[-1]) if len(rest) % 2 else s.null(n.type)
-        return sa.case(*whens, else_=other)
+
+        def switch(x):  # the value is compiled (and computed) once for all the cases
+            tests = [s.compare(t, x) for t in n.extra["tests"]]
+            return sa.case(*zip(tests, results, strict=True), else_=other)
+
+        return s.let(switch, s.value(n.args[0]))
 
     def py(self, p, n):
         rest = n.args[1:]
@@ -181,7 +186,6 @@ class Not(Function):
 
 
 class IsBlank(Function):
-    sql_fanout = 2
     name = "ISBLANK"
     category = "Logic"
     signature = "ISBLANK(value)"

@@ -27,7 +27,6 @@ def py_round(x: Decimal, n: int, mode: str) -> Decimal:
 
 
 class _Rounding(Simple):
-    sql_fanout = 2
     kinds = (NUM, NUM)
     returns = NUMBER
     min_args, max_args = 1, 2
@@ -49,7 +48,9 @@ class _Rounding(Simple):
     def sql(self, s, n):
         x = s.as_numeric(s.value(n.args[0]))
         factor, d = self.digits_sql(s, n)
-        return sa.type_coerce(self.sql_round(s, x, factor, d), s.null(NUMBER).type)
+        # x and the factor may be read twice (sign and magnitude; scale and unscale)
+        out = s.let(lambda x, factor, d: self.sql_round(s, x, factor, d), x, factor, d)
+        return sa.type_coerce(out, s.null(NUMBER).type)
 
     def py(self, p, n):
         mode = self.mode
@@ -83,7 +84,6 @@ class Round(_Rounding):
 
 
 class RoundUp(_Rounding):
-    sql_fanout = 2
     name = "ROUNDUP"
     category = "Math"
     signature = "ROUNDUP(number, [digits])"
@@ -96,7 +96,6 @@ class RoundUp(_Rounding):
 
 
 class RoundDown(_Rounding):
-    sql_fanout = 2
     name = "ROUNDDOWN"
     category = "Math"
     signature = "ROUNDDOWN(number, [digits])"
@@ -111,7 +110,6 @@ class RoundDown(_Rounding):
 
 
 class _Multiple(Simple):
-    sql_fanout = 2
     kinds = (NUM, NUM)
     returns = NUMBER
     min_args, max_args = 1, 2
@@ -123,9 +121,8 @@ class _Multiple(Simple):
         fn = sa.func.ceil if self.sql_fn == "ceil" else s.floor
         if len(n.args) == 1:
             return sa.type_coerce(fn(s.snap(x)), s.null(NUMBER).type)
-        m = s.value(n.args[1])
-        q = s.divide(x, m)
-        return sa.type_coerce(fn(s.snap(q)) * m, s.null(NUMBER).type)
+        out = s.let(lambda x, m: fn(s.snap(s.divide(x, m))) * m, x, s.value(n.args[1]))
+        return sa.type_coerce(out, s.null(NUMBER).type)
 
     def py_impl(self, x, m=Decimal(1)):
         if m == 0:
@@ -182,7 +179,6 @@ def py_mod(a: Decimal, b: Decimal) -> Decimal | None:
 
 
 class Mod(Simple):
-    sql_fanout = 4
     name = "MOD"
     category = "Math"
     signature = "MOD(number, divisor)  or  number % divisor"
@@ -214,7 +210,7 @@ def py_power(a: Decimal, b: Decimal) -> Decimal | None:
 
 
 class Power(Simple):
-    sql_fanout = 3
+    repeats_args = True
     name = "POWER"
     category = "Math"
     signature = "POWER(number, exponent)"
@@ -245,6 +241,7 @@ class Sqrt(Simple):
     kinds = (NUM,)
     returns = NUMBER
     min_args, max_args = 1, 1
+    repeats_args = True
 
     def sql_impl(self, s, n, x):
         x = s.as_numeric(x)

@@ -29,7 +29,6 @@ def _str(t) -> sa.types.TypeEngine:
 
 
 class Concat(Function):
-    sql_fanout = 3
     name = "CONCAT"
     category = "Text"
     signature = "CONCAT(value1, value2, ...)  or  a & b"
@@ -129,7 +128,6 @@ def _nonneg(s, x):
 
 
 class Left(Simple):
-    sql_fanout = 2
     name = "LEFT"
     category = "Text"
     signature = "LEFT(text, count)"
@@ -147,7 +145,7 @@ class Left(Simple):
 
 
 class Right(Simple):
-    sql_fanout = 2
+    repeats_args = True
     name = "RIGHT"
     category = "Text"
     signature = "RIGHT(text, count)"
@@ -171,7 +169,6 @@ class Right(Simple):
 
 
 class Mid(Simple):
-    sql_fanout = 2
     name = "MID"
     category = "Text"
     signature = "MID(text, start, count)"
@@ -266,7 +263,6 @@ class StartsWith(Simple):
 
 
 class Text(Function):
-    sql_fanout = 3
     name = "TEXT"
     category = "Text"
     signature = "TEXT(value)"
@@ -291,7 +287,7 @@ class Text(Function):
 
 
 class Value(Simple):
-    sql_fanout = 7
+    repeats_args = True
     name = "VALUE"
     category = "Text"
     signature = "VALUE(text)"
