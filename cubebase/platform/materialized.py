@@ -1,11 +1,13 @@
-"""Stored values of formula fields that read other tables.
+"""Stored values of formula fields.
 
-A formula field whose formula reaches into other tables (a link path such as
-``region.area.name``, an aggregate such as ``SUMIF(deals.amount, ...)``) and
-reads nothing of the moment (no ``TODAY()``, ``NOW()``, ``USER()``, ``HAS_ROLE``)
-keeps its value in a column of its own, ``f_<id>``, like a stored field. A page
-of records then reads a column instead of running an index probe per row and
-formula, and filters and sorts by such a field compare a column.
+A formula field that reads nothing of the moment (no ``TODAY()``, ``NOW()``,
+``USER()``, ``HAS_ROLE``) keeps its value in a column of its own, ``f_<id>``, like
+a stored field, whether it reads its own row (``amount * 0.05``) or reaches into
+other tables (a link path such as ``region.area.name``, an aggregate such as
+``SUMIF(deals.amount, ...)``). A page of records then reads columns instead of
+computing every formula for every row (an index probe per row and aggregate),
+and filters and sorts by such a field compare a column. Formulas that read the
+moment are computed when read.
 
 The records service keeps the column right: every write (create, bulk create,
 update, delete, restore, purge, many-to-many changes) asks ``refresh`` which
@@ -39,26 +41,9 @@ CHUNK = 5000  # ids per IN list
 
 
 def should_store(checked: F.CheckedFormula) -> bool:
-    """A formula field is stored when it reads other tables and nothing of the moment."""
-    if context_uses(checked):
-        return False
-    if checked.type.kind == "list":
-        return False
-    return _reads_other_tables(checked.root)
-
-
-def _reads_other_tables(node: A.TNode) -> bool:
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, A.TNav | A.TAgg):
-            return True
-        if isinstance(n, A.TField) and n.body is not None and n.field.column is None:
-            stack.append(n.body)  # a computed formula field: what it reads counts
-        if isinstance(n, A.TCall) and n.func.name == "ISUNDER":
-            return True
-        stack.extend(A.tchildren(n))
-    return False
+    """A formula field is stored when it reads nothing of the moment: no TODAY(),
+    NOW(), USER() or HAS_ROLE, itself or through the formula fields it reads."""
+    return not context_uses(checked) and checked.type.kind != "list"
 
 
 @dataclass(frozen=True)
@@ -121,6 +106,7 @@ class Dependents:
             for d in deps:
                 if d.reads is not None and (d.table, d.reads) in self.stored:
                     reads[(d.base, d.field)].add((d.table, d.reads))
+        self.reads = reads
         out: list[tuple[str, str]] = []
         done: set[tuple[str, str]] = set()
 
@@ -338,43 +324,71 @@ class Refresh:
         return sel
 
     def _run(self) -> None:
-        for key in self.deps.order:
-            if key not in self.pending:
+        """Recompute what is pending, in dependency order: fields of one table due for
+        the same rows, none reading another, share one UPDATE."""
+        while self.pending:  # a flush can make fields later in the order due
+            batch: list[tuple[str, str]] = []
+            batch_ids: set[int] | None = None
+            for key in self.deps.order:
+                if key not in self.pending:
+                    continue
+                if batch and (
+                    key[0] != batch[0][0]
+                    or self.pending[key] != batch_ids
+                    or self.deps.reads[key] & set(batch)
+                ):
+                    self._flush(batch, batch_ids)
+                    batch = []
+                    if key not in self.pending:
+                        continue
+                ids = self.pending.pop(key)
+                if ids is not None and not ids:
+                    continue
+                batch.append(key)
+                batch_ids = ids
+            if batch:
+                self._flush(batch, batch_ids)
+
+    def _flush(self, batch: list[tuple[str, str]], ids: set[int] | None) -> None:
+        base = batch[0][0]
+        changed = None if ids is None else sorted(ids)
+        recompute(self.session, self.schema, base, [k for _, k in batch], changed)
+        # what reads these fields changes with them
+        done = set(batch)
+        for dep in self.deps.of_table(base):
+            if dep.reads is None or (base, dep.reads) not in done:
                 continue
-            ids = self.pending.pop(key)
-            if ids is not None and not ids:
+            if (dep.base, dep.field) in done:
                 continue
-            base, field_key = key
-            recompute(
-                self.session, self.schema, base, field_key, None if ids is None else sorted(ids)
-            )
-            # what reads this field changes with it
-            changed = None if ids is None else sorted(ids)
-            for dep in self.deps.of_table(base):
-                if dep.reads == field_key and (dep.base, dep.field) != key:
-                    if changed is None:
-                        self.pending[(dep.base, dep.field)] = None
-                    else:
-                        self._collect(dep, changed)
+            if changed is None:
+                self.pending[(dep.base, dep.field)] = None
+            else:
+                self._collect(dep, changed)
 
 
 def recompute(
-    session: Session, schema: Schema, table_key: str, field_key: str, ids: list[int] | None = None
+    session: Session,
+    schema: Schema,
+    table_key: str,
+    field_keys: list[str],
+    ids: list[int] | None = None,
 ) -> None:
-    """Compute a stored formula field anew for ``ids`` (None: every row), in SQL."""
+    """Compute stored formula fields of one table anew for ``ids`` (None: every row),
+    in SQL: one UPDATE setting each of them to its formula."""
     deps = dependents(schema)
     table = schema.tables[table_key]
-    f = table.fields[field_key]
-    checked = deps.checked[(table_key, field_key)]
     ctx = F.SqlContext(
         schema=deps.fs,
         table=deps.fs.table(table_key),
         dialect=session.get_bind().dialect.name,
         row_scope=live_rows(),
     )
-    expr = F.compile_value(checked, ctx)
+    values = {}
+    for key in field_keys:
+        checked = deps.checked[(table_key, key)]
+        values[table.fields[key].column_name] = F.compile_value(checked, ctx)
     t = table.sql
-    stmt = sa.update(t).values({f.column_name: expr})
+    stmt = sa.update(t).values(values)
     if ids is None:
         session.execute(stmt)
         return
