@@ -415,6 +415,57 @@ def start_in_process(platform, interval: float = 30.0) -> InProcessScheduler | N
     return engine.jobs.scheduler
 
 
+# --- any background job -------------------------------------------------------------------
+
+
+def submit(platform, func, *args: Any, job_id: str | None = None) -> None:
+    """Run ``func(platform, *args)`` in the background, by the same mechanism as the
+    workflow jobs: an rq job on this database's queue when ``CUBEBASE_REDIS_URL`` is
+    set (run by ``cubebase worker``, which builds its own platform), else a daemon
+    thread in this process. ``func`` must be a module-level function (rq stores its
+    import path; the arguments must be JSON-like). Not retried: a job that must run
+    exactly once (an import) keeps its own state and is started again by a person."""
+    path = f"{func.__module__}:{func.__qualname__}"
+    if platform.config.redis_url:
+        from redis import Redis
+        from rq import Queue
+
+        queue = Queue(
+            queue_name(platform.config.database_url),
+            connection=Redis.from_url(platform.config.redis_url),
+        )
+        queue.enqueue(run_job, path, *args, job_id=job_id)
+        return
+    thread = threading.Thread(
+        target=_run_here, args=(platform, path, args), name=f"cubebase-job-{job_id}", daemon=True
+    )
+    thread.start()
+
+
+def _resolve(path: str):
+    import importlib
+
+    module, _, name = path.partition(":")
+    if not module.startswith("cubebase."):
+        raise ValueError(f"not a Cubebase job: {path}")
+    target: Any = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def _run_here(platform, path: str, args: tuple) -> None:
+    try:
+        _resolve(path)(platform, *args)
+    except Exception:  # noqa: BLE001 - a thread has no caller to tell; the job keeps its state
+        log.exception("background job %s failed", path)
+
+
+def run_job(path: str, *args: Any) -> Any:
+    """The rq entry point of ``submit``: the function, with the worker's platform."""
+    return _resolve(path)(worker_platform(), *args)
+
+
 # --- rq entry points (run in the worker; configuration from the environment) -------------
 
 _worker_platform = None

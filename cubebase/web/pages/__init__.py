@@ -138,6 +138,17 @@ def _csrf(exc: CSRFError):
     )
 
 
+@bp.errorhandler(413)
+def _too_large(exc: HTTPException):
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    return _error_page(
+        413,
+        "The file is too large",
+        f"At most {limit // 1024 // 1024} MB can be sent at once (an import: 10 MB). "
+        "Split the file and import it in parts.",
+    )
+
+
 @bp.errorhandler(HTTPException)
 def _http(exc: HTTPException):
     return _error_page(exc.code or 500, exc.name, exc.description)
@@ -155,4 +166,13 @@ def _unexpected(exc: Exception):
     return _error_page(500, "Something went wrong", "It has been logged. Try again later.")
 
 
-from . import auth, grid, kanban, records  # noqa: E402,F401  (routes register on bp)
+from . import (  # noqa: E402,F401  (routes register on bp)
+    auth,
+    calendar,
+    charts,
+    grid,
+    imports,
+    inbox,
+    kanban,
+    records,
+)

@@ -84,9 +84,17 @@ def _navigation():
     """The navigation: the tables the signed-in user may see."""
     actor = g.get("actor")
     if actor is None or "db" not in g:
-        return {"nav_tables": [], "user": None, "logout_form": None}
+        return {"nav_tables": [], "user": None, "logout_form": None, "nav_task_count": 0}
     try:
         tables = visible_tables(service())
+        from .inbox import open_task_count
+
+        count = open_task_count(current_app.extensions["cubebase"], g.db, actor)
     except Exception:  # noqa: BLE001 - the navigation never breaks a page (error pages)
-        tables = []
-    return {"nav_tables": tables, "user": actor, "logout_form": LogoutForm()}
+        tables, count = [], 0
+    return {
+        "nav_tables": tables,
+        "user": actor,
+        "logout_form": LogoutForm(),
+        "nav_task_count": count,
+    }
