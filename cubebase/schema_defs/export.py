@@ -4,7 +4,8 @@ Keys come out in the IR's declaration order and settings at their defaults are
 left out, so the same schema always gives the same bytes; formulas are shown
 with today's field names. Fields are written one per line as flow mappings
 (``- {key: name, type: text}``) when short enough, in form order. Seed and demo
-records are data, not schema: they are not exported.
+records are data, not schema: they are not exported. Workflows come out as their
+current version, one workflow file each in ``workflows/``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..platform import formulas
 from ..platform.models import Role
 from ..platform.schema import USERS, Field, Schema, Table
 from . import ir
+from .loader import WORKFLOWS_DIR
 from .validate import APP_FIELDS, app_tables, app_user_fields
 
 FLOW_WIDTH = 100
@@ -137,10 +139,43 @@ def live_app(schema: Schema, session, app_key: str | None) -> ir.AppSpec:
     if user_fields:
         specs.append(live_table(schema, schema.table(USERS), only_fields=user_fields))
     specs += [live_table(schema, t) for t in tables]
+    workflows = live_workflows(schema, session, app_key)
     if app_key is None:  # every table: named after their app when they share one
         owners = {t.app for t in tables} - {None}
         app_key = owners.pop() if len(owners) == 1 else "app"
-    return ir.AppSpec(app=app_key, roles=roles, tables=specs)
+    return ir.AppSpec(app=app_key, roles=roles, tables=specs, workflows=workflows)
+
+
+def live_workflows(schema: Schema, session, app_key: str | None) -> list[ir.WorkflowSpec]:
+    """The current version of each workflow of ``app_key`` (None: every workflow), back
+    in the IR (cubebase.workflows is imported here, not at the top: it imports
+    schema_defs)."""
+    import sqlalchemy as sa
+
+    from ..workflows.definitions import to_spec
+    from ..workflows.models import Workflow, WorkflowVersion
+
+    q = (
+        sa.select(Workflow.table_key, WorkflowVersion.definition)
+        .join(
+            WorkflowVersion,
+            sa.and_(
+                WorkflowVersion.workflow_id == Workflow.id,
+                WorkflowVersion.version == Workflow.current_version,
+            ),
+        )
+        .order_by(Workflow.key)
+    )
+    if app_key is not None:
+        q = q.where(Workflow.app == app_key)
+    out = []
+    for table_key, definition in session.execute(q):
+        if not schema.has_table(table_key):
+            continue  # its table is gone: nothing it could run on
+        out.append(
+            to_spec(definition, lambda stored, t=table_key: formulas.display(schema, t, stored))
+        )
+    return out
 
 
 def _builtin_users() -> set[str]:
@@ -179,10 +214,8 @@ def to_data(node: Any) -> Any:
         out = {}
         for f in ir.ir_fields(type(node)):
             value = getattr(node, f.name)
-            if value is None or value is False or value == []:
-                continue
-            if value == ir.default_of(f):
-                continue
+            if value is None or value == [] or value == ir.default_of(f):
+                continue  # (a flag is written when it differs from its default)
             if ir.marker(ir.unwrap_optional(ir.hints(type(node))[f.name])[0]) is ir.RULE:
                 value = {"TRUE": True, "FALSE": False}.get(value, value)
             out[f.name] = to_data(value)
@@ -224,28 +257,38 @@ def dump(data: Any) -> str:
 
 
 def app_files(app: ir.AppSpec) -> dict[str, str]:
-    """File name -> text: ``app.yaml`` (app, roles, the users fields) and one file per table."""
-    head = to_data(dataclasses.replace(app, tables=[t for t in app.tables if t.key == USERS]))
+    """File name -> text: ``app.yaml`` (app, roles, the users fields), one file per table
+    and one workflow file per workflow in ``workflows/``."""
+    head = to_data(
+        dataclasses.replace(app, tables=[t for t in app.tables if t.key == USERS], workflows=[])
+    )
     files = {"app.yaml": dump(head)}
     for t in app.tables:
         if t.key == USERS:
             continue
         name = f"{t.key}.yaml" if t.key != "app" else "app_table.yaml"
         files[name] = dump(to_data(t))
+    for wf in app.workflows:
+        files[f"{WORKFLOWS_DIR}/{wf.key}.yaml"] = dump(to_data(ir.WorkflowFile(workflows=[wf])))
     return files
 
 
 def write_app(app: ir.AppSpec, out: Path) -> list[Path]:
     """Write the app's files into ``out`` (created when missing); other .yaml files there
-    are removed, so the folder is exactly the app."""
+    and in its ``workflows/`` are removed, so the folder is exactly the app."""
     out.mkdir(parents=True, exist_ok=True)
     files = app_files(app)
-    for old in out.iterdir():
-        if old.suffix in (".yaml", ".yml") and old.name not in files:
-            old.unlink()
+    for folder in (out, out / WORKFLOWS_DIR):
+        if not folder.is_dir():
+            continue
+        for old in folder.iterdir():
+            name = old.relative_to(out).as_posix()
+            if old.suffix in (".yaml", ".yml") and old.is_file() and name not in files:
+                old.unlink()
     written = []
     for name, text in files.items():
         path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written

@@ -7,7 +7,8 @@ declaration order, and ``json_schema()`` derives the JSON Schema committed as
 adding one dataclass field here, with its ``doc``.
 
 Annotations understood by the walkers: ``str``, ``int``, ``bool``, ``Any``,
-``Literal[...]``, ``list[T]``, ``T | None``, ``dict[str, Any]``, the marked
+``Literal[...]``, ``list[T]``, ``T | None``, ``dict[str, Any]`` (plain values) and
+``dict[str, T]`` (each value a T), the marked
 strings ``Key`` and ``Formula`` (``Rule``: a formula or true/false), and nested IR
 dataclasses (a class with ``__shorthand__`` also accepts a bare string for
 that field, as ``roles: [sales]`` for ``roles: [{key: sales}]``).
@@ -97,7 +98,7 @@ NOT_UNIQUE = frozenset({"file", "formula", "boolean", "multi_select"})
 CALCULATED = frozenset({"formula", "autonumber"})
 
 # Sections of later issues: reserved keys, accepted only empty for now.
-LATER_SECTIONS = ("workflows", "automations", "reports", "dashboards")
+LATER_SECTIONS = ("automations", "reports", "dashboards")
 
 
 def doc(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
@@ -239,6 +240,115 @@ class TableSpec(IRNode):
     where: dict = _where()
 
 
+# --- workflows (their meaning is checked by cubebase.workflows.definitions) ------------
+
+
+@dataclass
+class StartSpec(IRNode):
+    """How instances start: `manual`, `on_create`, or `{when: FORMULA}` (when it becomes true)."""
+
+    __shorthand__ = "mode"
+    mode: Literal["manual", "on_create", "when"] = doc("manual, on_create or when", "when")
+    when: Rule | None = doc("start when this becomes true on a record (after a write)", None)
+    where: dict = _where()
+
+
+@dataclass
+class RouteSpec(IRNode):
+    """One branch of conditional routing: the first route whose `when` holds is taken."""
+
+    to: Key = doc("the next step, or done / rejected / cancelled")
+    when: Rule | None = doc("the condition (none: always; write it last)", None)
+    where: dict = _where()
+
+
+@dataclass
+class ActionSpec(IRNode):
+    """Something an assignee does at a step: submit, approve, reject, return, ..."""
+
+    key: Key = doc("the action's key, sent by the inbox (e.g. approve)")
+    label: str | None = doc("the button's text", None)
+    outcome: Literal["approve", "reject"] | None = doc(
+        "how it counts for parallel approval (default: reject for reject/return, else approve)",
+        None,
+    )
+    to: Key | None = doc("the next step, or done / rejected / cancelled", None)
+    routes: list[RouteSpec] = doc("conditional routing instead of `to`", default_factory=list)
+    guard: Rule | None = doc("the action is allowed only when this holds on the record", None)
+    guard_message: str | None = doc("what the user is told when the guard fails", None)
+    comment: Literal["optional", "required"] = doc("whether a comment is required", "optional")
+    where: dict = _where()
+
+    @property
+    def kind(self) -> str:
+        if self.outcome:
+            return self.outcome
+        return "reject" if self.key in ("reject", "return", "send_back") else "approve"
+
+
+@dataclass
+class EscalationSpec(IRNode):
+    """What happens when a task is still open some time after its deadline."""
+
+    to: Formula = doc("a formula giving the user (or users) to reassign to or notify")
+    after: str = doc("a duration after the deadline (e.g. 1d)", "0m")
+    action: Literal["reassign", "notify"] = doc("reassign the task, or notify someone", "notify")
+    where: dict = _where()
+
+
+@dataclass
+class StepSpec(IRNode):
+    """A step: its assignees get a task each; their actions move the record on."""
+
+    key: Key = doc("the step's key")
+    label: str | None = doc("the name people see", None)
+    assignees: Formula | None = doc("a formula giving a user or a list of users", None)
+    role: Key | None = doc("or: every active user holding this role", None)
+    approval: Literal["any", "all"] = doc(
+        "with several assignees: one of them decides (any) or all must approve (all)", "any"
+    )
+    quorum: int | None = doc("k-of-n: this many approvals decide the step", None)
+    editable: list[Key] = doc("fields the assignees may change at this step", default_factory=list)
+    required: list[Key] = doc("fields that must be filled to approve", default_factory=list)
+    deadline: str | None = doc("a duration from the task's start (3d, 4h) or a formula", None)
+    reminder: str | None = doc("remind the assignee this long before the deadline", None)
+    escalation: EscalationSpec | None = doc("what happens after the deadline", None)
+    actions: list[ActionSpec] = doc("what the assignees can do", default_factory=list)
+    where: dict = _where()
+
+
+@dataclass
+class WorkflowSpec(IRNode):
+    """A workflow bound to a table."""
+
+    key: Key = doc("the workflow's key")
+    table: Key = doc("the table whose records move through it")
+    label: str | None = doc("the name people see", None)
+    start: StartSpec = doc("how instances start", default_factory=lambda: StartSpec("manual"))
+    allow_self_approval: bool = doc(
+        "may the user who started an instance approve it at a later step", True
+    )
+    steps: list[StepSpec] = doc(
+        "the steps; the first is where an instance starts", default_factory=list
+    )
+    migrate: dict[str, Key] | None = doc(
+        "when a change makes a new version: move the running instances to it, each from "
+        "its step to the step named here (old step: new step; a step left out keeps its "
+        "key). Without it, running instances finish on the version they started with. "
+        "Used once by apply, never exported",
+        None,
+    )
+    where: dict = _where()
+
+
+@dataclass
+class WorkflowFile(IRNode):
+    """A workflow file: `workflows:` at its top (in the app folder or its `workflows/`)."""
+
+    workflows: list[WorkflowSpec] = doc("the workflows", default_factory=list)
+    where: dict = _where()
+
+
 @dataclass
 class AppSpec(IRNode):
     """An app: the top of an app file (its tables may also live in files of their own)."""
@@ -246,7 +356,10 @@ class AppSpec(IRNode):
     app: Key = doc("the app's key; tables created by the app belong to it")
     roles: list[RoleDef] = doc("roles the app uses (created when missing)", default_factory=list)
     tables: list[TableSpec] = doc("the app's tables", default_factory=list)
-    workflows: list[Any] = doc("reserved for workflows (not supported yet)", default_factory=list)
+    workflows: list[WorkflowSpec] = doc(
+        "the app's workflows (also in workflow files: `workflows:` at their top)",
+        default_factory=list,
+    )
     automations: list[Any] = doc(
         "reserved for automations (not supported yet)", default_factory=list
     )
@@ -305,7 +418,22 @@ def default_of(f: dataclasses.Field) -> Any:
 # --- the JSON Schema -------------------------------------------------------------------
 
 SCHEMA_ID = "https://cubebase.dev/schemas/app-format.schema.json"
-IR_CLASSES = (RoleDef, FieldSpec, ValidationDef, RowPermission, FieldPermission, ViewDef, TableSpec)
+IR_CLASSES = (
+    RoleDef,
+    FieldSpec,
+    ValidationDef,
+    RowPermission,
+    FieldPermission,
+    ViewDef,
+    TableSpec,
+    StartSpec,
+    RouteSpec,
+    ActionSpec,
+    EscalationSpec,
+    StepSpec,
+    WorkflowSpec,
+    WorkflowFile,
+)
 
 
 def json_schema() -> dict[str, Any]:
@@ -314,15 +442,18 @@ def json_schema() -> dict[str, Any]:
     app = _class_schema(AppSpec)
     app["required"] = ["app"]
     table_file = {"$ref": "#/$defs/TableSpec"}
+    workflow_file = {"$ref": "#/$defs/WorkflowFile"}
+    defs["WorkflowFile"]["required"] = ["workflows"]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "Cubebase app file",
         "description": (
-            "An app file (with `app:`) or a table file (one table at the top level). "
+            "An app file (with `app:`), a table file (one table at the top level) or a "
+            "workflow file (`workflows:` at the top level). "
             "Generated from cubebase/schema_defs/ir.py: do not edit by hand."
         ),
-        "oneOf": [app, table_file],
+        "oneOf": [app, table_file, workflow_file],
         "$defs": defs,
     }
 
@@ -337,6 +468,8 @@ def _class_schema(cls: type) -> dict[str, Any]:
             schema = {"type": "array", "maxItems": 0}
         schema = {"description": f.metadata.get("doc", ""), **schema}
         d = default_of(f)
+        if dataclasses.is_dataclass(d) and getattr(d, "__shorthand__", None):
+            d = getattr(d, d.__shorthand__)  # e.g. `start: manual`
         if d is not dataclasses.MISSING and d not in (None, []):
             schema["default"] = d
         props[f.name] = schema
@@ -388,7 +521,10 @@ def _type_schema(tp: Any) -> dict[str, Any]:
     if origin is list:
         return {"type": "array", "items": _type_schema(typing.get_args(tp)[0])}
     if origin is dict:
-        return {"type": "object"}
+        value = typing.get_args(tp)[1] if typing.get_args(tp) else Any
+        if value is Any:
+            return {"type": "object"}
+        return {"type": "object", "additionalProperties": _type_schema(value)}
     if tp is Any:
         return {}
     if tp is str:

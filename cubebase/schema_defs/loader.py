@@ -1,8 +1,10 @@
 """Reading app files into the IR, keeping where every key was written.
 
 An app is a folder of YAML files (or one file): exactly one *app file* has
-``app:`` at its top (with ``roles``, and ``tables`` as a list), every other file
-is a *table file* holding one table at its top. YAML is composed into nodes (so
+``app:`` at its top (with ``roles``, ``tables`` and ``workflows`` as lists), a
+*workflow file* has ``workflows:`` at its top (in the folder or its
+``workflows/`` subfolder), every other file is a *table file* holding one table
+at its top. YAML is composed into nodes (so
 every key keeps its line), then walked against the IR's annotations: a key the
 IR does not declare, a value of the wrong kind, a key given twice are problems,
 collected for every file before anything is reported.
@@ -28,6 +30,7 @@ MAX_APP_BYTES = 20 * 1024 * 1024
 MAX_NODES = 500_000  # aliases can multiply a small file (a "billion laughs")
 YAML_SUFFIXES = (".yaml", ".yml")
 STR_TAG = "tag:yaml.org,2002:str"
+WORKFLOWS_DIR = "workflows"  # an app folder's subfolder of workflow files
 
 
 @dataclasses.dataclass
@@ -41,7 +44,7 @@ def read_sources(path: str | Path) -> list[Source]:
     p = Path(path)
     problems = Problems()
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix in YAML_SUFFIXES and f.is_file())
+        files = _yaml_files(p) + _yaml_files(p / WORKFLOWS_DIR)
         base = p.parent
         if not files:
             problems.add((str(p), 0, ""), "no .yaml files in this folder")
@@ -80,6 +83,12 @@ def read_sources(path: str | Path) -> list[Source]:
     return out
 
 
+def _yaml_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(f for f in folder.iterdir() if f.suffix in YAML_SUFFIXES and f.is_file())
+
+
 def _name(f: Path, base: Path) -> str:
     try:
         return str(f.relative_to(base))
@@ -99,6 +108,7 @@ def load_sources(sources: list[Source]) -> ir.AppSpec:
     app: ir.AppSpec | None = None
     app_file = None
     tables: list[ir.TableSpec] = []
+    workflows: list[ir.WorkflowSpec] = []
     lines: dict[tuple[str, str], int] = {}
     for src in sources:
         root = _compose(src, problems)
@@ -116,6 +126,13 @@ def load_sources(sources: list[Source]) -> ir.AppSpec:
             app_file = src.name
             if app is not None:
                 tables.extend(app.tables)
+                workflows[:0] = app.workflows  # the app file's own come first
+        elif isinstance(root, MappingNode) and any(
+            _key_text(k) == "workflows" for k, _ in root.value
+        ):
+            built = walker.build(ir.WorkflowFile, root, "")
+            if built is not None:
+                workflows.extend(built.workflows)
         elif isinstance(root, MappingNode):
             table = walker.build(ir.TableSpec, root, "")
             if table is not None:
@@ -123,7 +140,8 @@ def load_sources(sources: list[Source]) -> ir.AppSpec:
         else:
             problems.add(
                 (src.name, _line(root), ""),
-                "expected an app file (with `app:`) or a table file (a table's keys)",
+                "expected an app file (with `app:`), a table file (a table's keys) or a "
+                "workflow file (`workflows:`)",
             )
     if app is None and not problems:
         names = ", ".join(s.name for s in sources)
@@ -131,6 +149,7 @@ def load_sources(sources: list[Source]) -> ir.AppSpec:
     problems.raise_if_any()
     assert app is not None
     app.tables = tables
+    app.workflows = workflows
     app.lines = lines
     return app
 
@@ -291,7 +310,10 @@ class _Walker:
             if not isinstance(node, MappingNode):
                 self.error(node, path, "expected a mapping of keys")
                 return _BAD
-            return self.plain(node, path)
+            value_tp = typing.get_args(tp)[1] if typing.get_args(tp) else typing.Any
+            if value_tp is typing.Any:
+                return self.plain(node, path)
+            return self.mapping(value_tp, node, path)
         if origin is Literal:
             choices = typing.get_args(tp)
             v = self.scalar(node, path, str)
@@ -362,6 +384,31 @@ class _Walker:
             hint = ""
         self.error(node, path, f"expected {wanted}, got {got}{hint}")
         return _BAD
+
+    def mapping(self, tp: Any, node: MappingNode, path: str) -> Any:
+        """``dict[str, T]``: plain keys, each value a ``T``."""
+        out: dict[str, Any] = {}
+        bad = False
+        for knode, vnode in node.value:
+            self._count()
+            key = _key_text(knode)
+            if key is None or knode.tag != STR_TAG:
+                self.error(knode, path, "keys must be plain words")
+                bad = True
+                continue
+            kpath = f"{path}.{key}"
+            if key in out:
+                self.error(knode, kpath, f"`{key}` is given twice")
+                bad = True
+                continue
+            v = self.value(tp, vnode, kpath)
+            if v is _BAD or v is None:
+                if v is None:
+                    self.error(vnode, kpath, "a value is needed")
+                bad = True
+                continue
+            out[key] = v
+        return _BAD if bad else out
 
     def plain(self, node: Node, path: str) -> Any:
         """Seed values: YAML as it is (mappings need plain keys, no duplicates)."""

@@ -48,6 +48,7 @@ class Resolved:
     stored: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, what) -> stored
     roles: dict[str, str] = field(default_factory=dict)  # every role after apply: key -> label
     clashes: list[tuple] = field(default_factory=list)  # (table, field) whose related_name is taken
+    workflows: list = field(default_factory=list)  # workflows.definitions.Compiled, on `virtual`
 
     def live_field(self, table_key: str, field_key: str) -> Field | None:
         return self.fields.get((table_key, field_key))
@@ -71,8 +72,27 @@ def resolve(app: ir.AppSpec, live: Schema, live_roles: dict[str, str]) -> Resolv
     res = _match(app, live, live_roles, problems)
     res.virtual = _virtual_schema(res)
     _check_meaning(res, problems)
+    res.workflows = _check_workflows(res, problems)
     problems.raise_if_any()
     return res
+
+
+def _check_workflows(res: Resolved, problems: Problems) -> list:
+    """The `workflows:` section, checked by the workflows package against the schema the
+    app would make; its problems join the others. The import is late on purpose:
+    cubebase.workflows imports schema_defs (the IR, the loader), never the reverse at
+    import time (docs/app-format.md, "Workflows")."""
+    if not res.app.workflows:
+        return []
+    from ..workflows.definitions import validate_workflows
+
+    return validate_workflows(
+        res.app.workflows,
+        res.virtual,
+        set(res.roles),
+        res.app.lines,
+        problems=problems,
+    )
 
 
 def _first_of_each(app: ir.AppSpec) -> ir.AppSpec:

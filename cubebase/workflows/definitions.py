@@ -1,9 +1,9 @@
 """Workflow definitions as data: IR dataclasses, loading and validation.
 
-A workflow is bound to one table and written in YAML in the schema_defs format
-(the IR classes below use schema_defs' annotations, so the same line-tracking
-loader builds them and reports unknown keys, wrong kinds and duplicates with
-file, line and key). ``validate_workflows`` then checks the meaning against the
+A workflow is bound to one table and written in YAML in the schema_defs format:
+its IR classes are in ``cubebase.schema_defs.ir`` (an app file's ``workflows:``
+section, or a workflow file), so the same line-tracking loader builds them and
+reports unknown keys, wrong kinds and duplicates with file, line and key. ``validate_workflows`` then checks the meaning against the
 live (or planned) schema and reports every mistake at once (``AppFileError``).
 The result is a ``Compiled`` workflow: the IR turned into a plain JSON
 document with formulas in stored form (field references by id), which is what
@@ -35,10 +35,10 @@ Format (see docs/workflows.md)::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode
@@ -46,17 +46,22 @@ from yaml.nodes import MappingNode
 from .. import formula as F
 from ..formula import types as ft
 from ..schema_defs.errors import AppFileError, Problems
-from ..schema_defs.ir import Formula, IRNode, Key, Rule, doc
+from ..schema_defs.ir import (
+    ActionSpec,
+    EscalationSpec,
+    IRNode,
+    RouteSpec,
+    StartSpec,
+    StepSpec,
+    WorkflowFile,
+    WorkflowSpec,
+)
 from ..schema_defs.loader import Source, _Walker, did_you_mean, read_sources
 
 END_STEPS = ("done", "rejected", "cancelled")  # targets that finish an instance
 DURATION = re.compile(r"^\s*(\d{1,6})\s*(m|min|h|d|w)\s*$")
 _UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 CALCULATED_TYPES = frozenset({"formula", "autonumber"})
-
-
-def _where() -> Any:
-    return field(default_factory=dict, repr=False, compare=False, metadata={"internal": True})
 
 
 def parse_duration(text: str) -> timedelta | None:
@@ -68,105 +73,9 @@ def parse_duration(text: str) -> timedelta | None:
 
 
 # --- the IR ------------------------------------------------------------------------------
-
-
-@dataclass
-class StartSpec(IRNode):
-    """How instances start: `manual`, `on_create`, or `{when: FORMULA}` (when it becomes true)."""
-
-    __shorthand__ = "mode"
-    mode: Literal["manual", "on_create", "when"] = doc("manual, on_create or when", "when")
-    when: Rule | None = doc("start when this becomes true on a record (after a write)", None)
-    where: dict = _where()
-
-
-@dataclass
-class RouteSpec(IRNode):
-    """One branch of conditional routing: the first route whose `when` holds is taken."""
-
-    to: Key = doc("the next step, or done / rejected / cancelled")
-    when: Rule | None = doc("the condition (none: always; write it last)", None)
-    where: dict = _where()
-
-
-@dataclass
-class ActionSpec(IRNode):
-    """Something an assignee does at a step: submit, approve, reject, return, ..."""
-
-    key: Key = doc("the action's key, sent by the inbox (e.g. approve)")
-    label: str | None = doc("the button's text", None)
-    outcome: Literal["approve", "reject"] | None = doc(
-        "how it counts for parallel approval (default: reject for reject/return, else approve)",
-        None,
-    )
-    to: Key | None = doc("the next step, or done / rejected / cancelled", None)
-    routes: list[RouteSpec] = doc("conditional routing instead of `to`", default_factory=list)
-    guard: Rule | None = doc("the action is allowed only when this holds on the record", None)
-    guard_message: str | None = doc("what the user is told when the guard fails", None)
-    comment: Literal["optional", "required"] = doc("whether a comment is required", "optional")
-    where: dict = _where()
-
-    @property
-    def kind(self) -> str:
-        if self.outcome:
-            return self.outcome
-        return "reject" if self.key in ("reject", "return", "send_back") else "approve"
-
-
-@dataclass
-class EscalationSpec(IRNode):
-    """What happens when a task is still open some time after its deadline."""
-
-    to: Formula = doc("a formula giving the user (or users) to reassign to or notify")
-    after: str = doc("a duration after the deadline (e.g. 1d)", "0m")
-    action: Literal["reassign", "notify"] = doc("reassign the task, or notify someone", "notify")
-    where: dict = _where()
-
-
-@dataclass
-class StepSpec(IRNode):
-    """A step: its assignees get a task each; their actions move the record on."""
-
-    key: Key = doc("the step's key")
-    label: str | None = doc("the name people see", None)
-    assignees: Formula | None = doc("a formula giving a user or a list of users", None)
-    role: Key | None = doc("or: every active user holding this role", None)
-    approval: Literal["any", "all"] = doc(
-        "with several assignees: one of them decides (any) or all must approve (all)", "any"
-    )
-    quorum: int | None = doc("k-of-n: this many approvals decide the step", None)
-    editable: list[Key] = doc("fields the assignees may change at this step", default_factory=list)
-    required: list[Key] = doc("fields that must be filled to approve", default_factory=list)
-    deadline: str | None = doc("a duration from the task's start (3d, 4h) or a formula", None)
-    reminder: str | None = doc("remind the assignee this long before the deadline", None)
-    escalation: EscalationSpec | None = doc("what happens after the deadline", None)
-    actions: list[ActionSpec] = doc("what the assignees can do", default_factory=list)
-    where: dict = _where()
-
-
-@dataclass
-class WorkflowSpec(IRNode):
-    """A workflow bound to a table."""
-
-    key: Key = doc("the workflow's key")
-    table: Key = doc("the table whose records move through it")
-    label: str | None = doc("the name people see", None)
-    start: StartSpec = doc("how instances start", default_factory=lambda: StartSpec("manual"))
-    allow_self_approval: bool = doc(
-        "may the user who started an instance approve it at a later step", True
-    )
-    steps: list[StepSpec] = doc(
-        "the steps; the first is where an instance starts", default_factory=list
-    )
-    where: dict = _where()
-
-
-@dataclass
-class WorkflowFile(IRNode):
-    """A workflow file: `workflows:` at its top."""
-
-    workflows: list[WorkflowSpec] = doc("the workflows", default_factory=list)
-    where: dict = _where()
+# The classes live in cubebase.schema_defs.ir, the app format's single source of truth
+# (so an app file's `workflows:` section, its JSON Schema and its export come from the
+# same definitions); they are re-exported here.
 
 
 @dataclass
@@ -327,6 +236,14 @@ class _Checker:
             keys[s.key] = s
         for s in wf.steps:
             doc_["steps"].append(self.step(s, table, keys))
+        for old, new in (wf.migrate or {}).items():
+            if new not in keys and new not in END_STEPS:
+                self.err(
+                    wf,
+                    "migrate",
+                    f"`{old}: {new}`: no step `{new}`{did_you_mean(new, [*keys, *END_STEPS])} "
+                    f"in this version (steps: {', '.join(keys)}; or {', '.join(END_STEPS)})",
+                )
         if len(self.problems.items) > self.before:
             return None
         return doc_
@@ -459,6 +376,89 @@ class _Checker:
         return d
 
 
+# --- back to the IR (export) -------------------------------------------------------------
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest duration text for ``seconds`` (``parse_duration`` reads it back)."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds // 60}m"
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
+
+
+def to_spec(document: dict[str, Any], show) -> WorkflowSpec:
+    """A version's document back to the IR: ``show(stored)`` gives a formula's text with
+    today's field names. Settings at their defaults are left out, so checking the result
+    gives the same document again."""
+
+    def formula(stored: str | None) -> str | None:
+        return show(stored) if stored else None
+
+    steps = []
+    for sd in document["steps"]:
+        actions = []
+        for ad in sd["actions"]:
+            routes = ad["routes"]
+            default_kind = "reject" if ad["key"] in ("reject", "return", "send_back") else "approve"
+            a = ActionSpec(
+                key=ad["key"],
+                label=None if ad["label"] == _label(ad["key"]) else ad["label"],
+                outcome=None if ad["kind"] == default_kind else ad["kind"],
+                guard=formula(ad["guard"]),
+                guard_message=ad["guard_message"],
+                comment=ad["comment"],
+            )
+            if len(routes) == 1 and routes[0]["when"] is None:
+                a.to = routes[0]["to"]
+            else:
+                a.routes = [RouteSpec(to=r["to"], when=formula(r["when"])) for r in routes]
+            actions.append(a)
+        esc = sd["escalation"]
+        deadline = sd["deadline"]
+        steps.append(
+            StepSpec(
+                key=sd["key"],
+                label=None if sd["label"] == _label(sd["key"]) else sd["label"],
+                assignees=formula(sd["assignees"]),
+                role=sd["role"],
+                approval=sd["approval"],
+                quorum=sd["quorum"],
+                editable=list(sd["editable"]),
+                required=list(sd["required"]),
+                deadline=(
+                    format_duration(deadline)
+                    if deadline is not None
+                    else formula(sd["deadline_formula"])
+                ),
+                reminder=format_duration(sd["reminder"]) if sd["reminder"] is not None else None,
+                escalation=(
+                    EscalationSpec(
+                        to=formula(esc["to"]),
+                        after=format_duration(esc["after"]),
+                        action=esc["action"],
+                    )
+                    if esc is not None
+                    else None
+                ),
+                actions=actions,
+            )
+        )
+    start = document["start"]
+    return WorkflowSpec(
+        key=document["key"],
+        table=document["table"],
+        label=None if document["label"] == _label(document["key"]) else document["label"],
+        start=StartSpec(mode=start["mode"], when=formula(start["when"])),
+        allow_self_approval=document["allow_self_approval"],
+        steps=steps,
+    )
+
+
 def load_and_validate(path: str | Path, schema, roles: set[str] | None = None) -> list[Compiled]:
     loaded = load_workflows(path)
     return validate_workflows(loaded.workflows, schema, roles, loaded.lines)
@@ -475,7 +475,10 @@ __all__ = [
     "StepSpec",
     "WorkflowSpec",
     "load_workflows",
+    "WorkflowFile",
+    "format_duration",
     "load_workflows_text",
     "parse_duration",
+    "to_spec",
     "validate_workflows",
 ]

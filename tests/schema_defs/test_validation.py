@@ -76,7 +76,7 @@ def has(problems: list[str], *expected: str) -> None:
         ("key: t\n1: x\n", "keys must be plain words"),
         ("base: &b {key: t}\n<<: *b\n", "unknown key `base`"),
         ("key: t\nfields:\n  - {key: a, type: text, default: }\n", None),
-        ("[1, 2]\n", "shop/t.yaml:1: expected an app file (with `app:`) or a table file"),
+        ("[1, 2]\n", "shop/t.yaml:1: expected an app file (with `app:`), a table file"),
         ("key: t\nlabel: 'unclosed\n", "shop/t.yaml:3: not valid YAML"),
         ("key: t\n  label: x\n", "not valid YAML: mapping values are not allowed here"),
         ("", "shop/t.yaml: the file is empty"),
@@ -171,8 +171,8 @@ def test_a_50_mb_file_is_refused_by_size_before_parsing(tmp_path, monkeypatch):
 
 
 def test_later_sections_are_reserved(platform):
-    found = meaning_of(platform, {"app.yaml": APP + "workflows:\n  - {key: w}\nreports: []\n"})
-    has(found, "shop/app.yaml:3 workflows: workflows are not supported yet")
+    found = meaning_of(platform, {"app.yaml": APP + "automations:\n  - {key: w}\nreports: []\n"})
+    has(found, "shop/app.yaml:3 automations: automations are not supported yet")
     assert not any("reports" in p for p in found)  # empty is fine
 
 
