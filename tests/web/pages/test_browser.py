@@ -1,6 +1,7 @@
 """End to end in headless Chromium (Playwright, Debian's /usr/bin/chromium) against a
 live server: sign in; create a record through the form, seeing a validation error
-first; filter a grid by formula; drag a kanban card; export. Screenshots of each
+first; filter a grid by formula; drag a kanban card; export; complete a workflow
+task; import a CSV with one bad row, fixed in the preview; open a dashboard. Screenshots of each
 page go to test-artifacts/web/ (gitignored; CUBEBASE_TEST_ARTIFACTS moves it).
 
 Skipped with the reason when Chromium or the playwright package is missing, unless
@@ -191,4 +192,100 @@ def test_staff_flow_in_chromium(live, page):
     expect(page.locator("#board-message")).to_be_visible()
     assert page.locator(f'.lane[data-value="lost"] #{lost_id}').count() == 1
     shot(page, "08-kanban-refused")
+    assert not page.errors, page.errors
+
+
+def test_task_import_and_dashboard_in_chromium(live, page):
+    """As the sample salesperson: complete a workflow task, import a CSV whose bad
+    row is fixed in the preview, open the sales dashboard."""
+    from playwright.sync_api import expect
+
+    from cubebase.apps.sample import SALES_EMAIL, SALES_PASSWORD
+    from cubebase.platform.actor import Actor
+    from cubebase.workflows.definitions import load_workflows_text, validate_workflows
+    from cubebase.workflows.engine import install
+
+    from .test_work import WORKFLOW
+
+    base, platform = live
+    engine = install(platform)
+    with platform.session(write=True) as s, s.begin():
+        loaded = load_workflows_text(WORKFLOW)
+        engine.deploy(s, validate_workflows(loaded.workflows, platform.schema(s), {"sales"}))
+    with system_records(platform) as svc:
+        from cubebase.platform.listing import Condition
+
+        deal = svc.list("deals", where=Condition("title", "eq", "Hooli integration")).records[0]
+        svc.update("deals", deal.id, {"probability": None})
+        stage = svc.table("deals").fields["stage"]
+        config = dict(svc.table("deals").config)
+    with platform.session(write=True) as s, s.begin():
+        engine.start(s, Actor.system_actor(), "deal_review", deal.id)
+    config["charts"] = [
+        {
+            "key": "pipeline",
+            "label": "Pipeline by stage",
+            "type": "funnel",
+            "by": stage.id,
+            "agg": "count",
+            "of": None,
+            "filter": None,
+            "dashboards": ["sales"],
+        }
+    ]
+    with platform.schema_editor() as ed:
+        from cubebase.platform.schema_changes import RULE_KEYS
+
+        ed.update_table("deals", config={k: v for k, v in config.items() if k not in RULE_KEYS})
+
+    page.goto(base + "/login")
+    page.fill("#email", SALES_EMAIL)
+    page.fill("#password", SALES_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+
+    # the task: the inbox, the step's field, approve
+    page.click("#nav-tasks")
+    page.wait_for_selector("#task-list")
+    shot(page, "09-tasks")
+    page.click("#task-list a")
+    page.wait_for_selector("#task-form")
+    page.click("#action-approve")  # the required field is empty: refused beside it
+    page.wait_for_selector(".field-error")
+    page.fill("#f-probability", "35")
+    shot(page, "10-task")
+    page.click("#action-approve")
+    page.wait_for_url(base + "/tasks")
+    assert "Sales review: Approve" in page.inner_text("main")  # the flash
+    assert page.locator("#no-tasks").count() == 1
+    with system_records(platform) as svc:
+        assert svc.get("deals", deal.id).values["probability"] == 35
+
+    # import a CSV with one bad row, fixed in the preview
+    page.goto(base + "/t/companies/import")
+    csv_data = b"Name,Segment,E-mail\nStark,enterprise,tony@stark.example\nWayne,huge,b@w.example\n"
+    page.set_input_files(
+        "#file", files=[{"name": "firms.csv", "mimeType": "text/csv", "buffer": csv_data}]
+    )
+    page.click("#upload")
+    page.wait_for_selector("#mapping")
+    page.click("#save-mapping")
+    page.wait_for_selector("#problems")
+    shot(page, "11-import-problems")
+    bad = page.locator('tr[data-row="3"] input[name="cell.1.1"]')
+    bad.fill("enterprise")
+    page.click("#fix")
+    page.wait_for_selector("#commit")
+    page.click("#commit")
+    expect(page.locator("#import-done")).to_be_visible(timeout=20_000)  # htmx polling
+    shot(page, "12-import-done")
+    with system_records(platform) as svc:
+        names = {r.values["name"] for r in svc.list("companies", limit=100).records}
+    assert {"Stark", "Wayne"} <= names
+
+    # the dashboard of the sales role (the only one: opened directly)
+    page.click("#nav-dashboards")
+    page.wait_for_selector("#charts svg")
+    assert "Pipeline by stage" in page.inner_text("#charts")
+    shot(page, "13-dashboard")
     assert not page.errors, page.errors
