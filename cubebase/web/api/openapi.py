@@ -280,9 +280,10 @@ ERROR_TEXT = {
     "403": "Not allowed (or a session write without its CSRF token)",
     "404": "No such table or record, or not visible to the caller",
     "409": "Conflict: changed by someone else (details carry the current version), "
-    "a closed record, or a value in use",
+    "a closed record, a value in use, or a schema change that would lose data (`data_loss`)",
     "413": "The request body is too large",
-    "422": "Validation failed: one entry per field or rule (and per row in bulk)",
+    "422": "Validation failed: one entry per field or rule (and per row in bulk); "
+    "for the schema endpoints, `invalid_schema` with one entry per key path",
     "429": "Rate limit reached (see Retry-After)",
 }
 
@@ -497,6 +498,13 @@ def build_document(svc: RecordsService) -> dict:
     for table in tables:
         components.update(_table_components(table, svc.access.hidden_fields(table)[0]))
         paths.update(_table_paths(table))
+    tags = [{"name": t.key, "description": t.label} for t in tables]
+    if svc.access.unlimited:  # the schema endpoints are for admins
+        from . import schema as schema_api
+
+        components.update(schema_api.openapi_components())
+        paths.update(schema_api.openapi_paths(_responses, _json_body, _param))
+        tags.append({"name": "Schema", "description": "The schema in the app format (admins)"})
     error = {"content": {"application/json": {"schema": _ref("Error")}}}
     responses = {"Error": {"description": "An error", **error}}
     for code, text in ERROR_TEXT.items():
@@ -511,7 +519,7 @@ def build_document(svc: RecordsService) -> dict:
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}, {"session": []}],
-        "tags": [{"name": t.key, "description": t.label} for t in tables],
+        "tags": tags,
         "paths": paths,
         "components": {
             "schemas": components,
