@@ -348,11 +348,13 @@ def serve_command(host: str, port: int, threads: int, db: str | None) -> None:
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @friendly
 def demo(host: str, port: int) -> None:
-    """The one-command start: SQLite in ./cubebase-data/, jobs in-process, the sample
-    app with demo data, the web server; prints the URL and the admin login."""
+    """The one-command start: SQLite in ./cubebase-data/, jobs in-process, the CRM
+    with its demo company (generated on the first start), the web server; prints the
+    URL and the logins."""
     from pathlib import Path
 
-    from .apps.sample import SALES_EMAIL, SALES_PASSWORD, install_sample_app
+    from .apps.crm import install_crm
+    from .apps.crm.demo import DEMO_PASSWORD, DOMAIN
     from .platform.bootstrap import init_platform
     from .platform.core import Platform
     from .web import create_app
@@ -372,8 +374,10 @@ def demo(host: str, port: int) -> None:
     if result.admin_password:
         login_file.write_text(f"{result.admin_email}\n{result.admin_password}\n")
         login_file.chmod(0o600)
-    if install_sample_app(platform):
-        click.echo("Installed the sample app (companies and deals) with demo data.")
+    click.echo("Installing the CRM (the first start generates the demo company: under a minute)")
+    installed = install_crm(platform, demo=True)
+    if installed["demo"] is not None and not installed["demo"].skipped:
+        click.echo(installed["demo"].describe())
     click.echo("")
     click.echo(f"  Open      http://{host}:{port}/")
     if login_file.exists():
@@ -384,7 +388,15 @@ def demo(host: str, port: int) -> None:
             f"  Admin     {result.admin_email} (password set earlier; "
             "`cubebase user add` can add another admin)"
         )
-    click.echo(f"  Sales     {SALES_EMAIL} / {SALES_PASSWORD}")
+    for label, who in (
+        ("Sales", "sales.north1"),
+        ("Manager", "rm.north"),
+        ("Director", "sales.director"),
+        ("Finance", "finance1"),
+        ("Office", "office1"),
+        ("Dealer", "dealer.north"),
+    ):
+        click.echo(f"  {label:<9} {who}@{DOMAIN} / {DEMO_PASSWORD}")
     click.echo("")
     click.echo("Ctrl+C stops the server; the data stays in ./cubebase-data/.")
     app = create_app(config, platform)
