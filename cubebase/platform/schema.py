@@ -25,6 +25,7 @@ from .fieldtypes import FieldType, LinkType, get_type
 from .models import FieldDef, MetaState, TableDef
 
 SCHEMA_VERSION_KEY = "schema_version"
+_SEEN = "cb_schema"  # Session.info: (transaction, schema) last read in it
 USERS = "users"
 
 
@@ -423,14 +424,18 @@ class SchemaRegistry:
         return int(v or 0)
 
     def get(self, session: Session) -> Schema:
+        """The schema as of the session's transaction: its version is read once per
+        transaction (a request that loads the user, then lists, asks once)."""
+        seen = session.info.get(_SEEN)
+        if seen is not None and session.in_transaction() and seen[0] is session.get_transaction():
+            return seen[1]
         version = self.current_version(session)
         cached = self._schema
-        if cached is not None and cached.version == version:
-            return cached
-        with self._lock:
-            schema = Schema.load(session, version, self.tz)
-            self._schema = schema
-            return schema
+        if cached is None or cached.version != version:
+            with self._lock:
+                cached = self._schema = Schema.load(session, version, self.tz)
+        session.info[_SEEN] = (session.get_transaction(), cached)
+        return cached
 
     def invalidate(self) -> None:
         self._schema = None
