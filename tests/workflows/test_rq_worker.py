@@ -1,6 +1,15 @@
 """A real rq worker process on real Redis: scheduled reminder jobs, and a worker
 killed (SIGKILL) in the middle of a reminder job, then restarted: the reminder
-is made exactly once."""
+is made exactly once.
+
+rq runs each job in a forked *work horse* that puts itself in its own process
+group (``os.setpgrp``), so killing the worker's process group leaves the horse
+running: it would finish its job after the kill (this test once saw the reminder
+appear "before the restart" that way). ``Worker.kill`` therefore kills every
+process carrying the worker's tag in its environment (the worker, its scheduler,
+its horses, orphaned or not) and waits until they are gone. The job is known to
+be mid-way, not guessed: ``stalling_worker`` stops it right before its commit
+and says so in a file."""
 
 from __future__ import annotations
 
@@ -9,13 +18,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from cubebase.workflows import jobs
-from cubebase.workflows.models import Notification
+from cubebase.workflows.models import Notification, Task
 from tests.conftest import need_redis
 
 from .conftest import build_workflow_schema
@@ -45,31 +56,77 @@ def queue(platform, redis_url):
                 pass
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 class Worker:
+    """``cubebase worker`` (or ``stalling_worker``) in a process of its own, tagged."""
+
     def __init__(self, platform, redis_url, tmp_path):
+        self.tag = uuid.uuid4().hex
         self.env = {
             **os.environ,
             "CUBEBASE_DATABASE_URL": platform.config.database_url,
             "CUBEBASE_REDIS_URL": redis_url,
             "CUBEBASE_DATA_DIR": str(tmp_path),
+            "CUBEBASE_TEST_WORKER_TAG": self.tag,
         }
         self.log = tmp_path / "worker.log"
+        self.marker = tmp_path / "stalled.pid"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, *, stalling: bool = False) -> None:
+        args = (
+            ["-m", "tests.workflows.stalling_worker", str(self.marker)]
+            if stalling
+            else ["-m", "cubebase", "worker"]
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cubebase", "worker"],
+            [sys.executable, *args],
             env=self.env,
+            cwd=ROOT,
             stdout=self.log.open("a"),
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the work horse dies with it
+            start_new_session=True,
         )
 
+    def processes(self) -> list[int]:
+        """Every live process started from this worker (by the tag in its environment)."""
+        needle = f"CUBEBASE_TEST_WORKER_TAG={self.tag}".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                    continue
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:  # gone meanwhile, or not ours
+                continue
+            if state not in ("Z", "X"):  # a zombie holds no connection
+                found.append(int(entry.name))
+        return found
+
     def kill(self, sig=signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(10)
+        """Kill the worker, its scheduler and its work horses; return once all are dead."""
+        for _ in range(100):
+            pids = self.processes()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            if self.proc is not None:
+                self.proc.wait(10)  # ours to reap
+            time.sleep(0.05)
+        assert not self.processes(), "the worker's processes did not die"
         self.proc = None
+
+    def stalled_pid(self) -> int | None:
+        """The process of the job stopped just before its commit, once there is one."""
+        return int(self.marker.read_text()) if self.marker.exists() else None
 
 
 @pytest.fixture
@@ -117,20 +174,22 @@ def test_worker_runs_the_scheduled_reminder(
     assert reminders(platform) == 1
 
 
-class DatabaseLock:
-    """Holds what a reminder job needs to write, so that the job stalls mid-way."""
-
-    def __init__(self, platform):
-        self.conn = platform.engine.connect()
-        if platform.dialect == "sqlite":
-            self.conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
-        else:
-            self.conn.begin()
-            self.conn.exec_driver_sql("LOCK TABLE cb_notifications IN EXCLUSIVE MODE")
-
-    def release(self) -> None:
-        self.conn.connection.driver_connection.rollback()
-        self.conn.close()
+def task_row_free(platform, task_id: int) -> bool:
+    """Nobody holds the task's row (PostgreSQL: a killed client's transaction ends when
+    its server process notices the closed connection, and until then the sweep, which
+    skips locked rows, would not see the task)."""
+    if platform.dialect != "postgresql":
+        return True
+    with platform.engine.connect() as conn:
+        try:
+            conn.exec_driver_sql(
+                f"SELECT id FROM cb_wf_tasks WHERE id = {int(task_id)} FOR UPDATE NOWAIT"
+            )
+            return True
+        except sa.exc.OperationalError:
+            return False
+        finally:
+            conn.rollback()
 
 
 def test_worker_killed_mid_reminder_job_then_restarted_reminds_exactly_once(
@@ -138,22 +197,28 @@ def test_worker_killed_mid_reminder_job_then_restarted_reminds_exactly_once(
 ):
     wf.jobs.redis_url = redis_url
     task = due_task(platform, wf, admin, users, clock)
-    lock = DatabaseLock(platform)
-    try:
-        worker.start()
-        # a reminder job (the scheduled one or the start-up sweep) is running, stalled
-        wait_for(lambda: queue.started_job_registry.get_job_ids(), what="a job to start")
-        time.sleep(0.5)
-        worker.kill(signal.SIGKILL)
-    finally:
-        lock.release()
-    # killed before its commit: nothing happened
-    assert reminders(platform) == 0, worker.log.read_text()
+    worker.start(stalling=True)
+    # the first reminder job (the start-up sweep, or the scheduled one) has inserted the
+    # reminder, cleared remind_at, and stopped right before its commit
+    wait_for(lambda: worker.stalled_pid() is not None, what="the job to reach its commit")
+    assert worker.stalled_pid() in worker.processes()
+    assert reminders(platform) == 0  # not committed: invisible
+    # killing the worker's process group does not reach the horse (its own group): the
+    # cause of this test's old flakiness, where the horse committed after the "kill"
+    os.killpg(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait(10)
+    assert worker.stalled_pid() in worker.processes()
+    worker.kill(signal.SIGKILL)  # the job's work horse too, mid-job
+    assert reminders(platform) == 0, worker.log.read_text()  # killed before its commit
+    with platform.session() as s:
+        assert s.get(Task, task["id"]).remind_at is not None  # its update is gone too
+    wait_for(lambda: task_row_free(platform, task["id"]), what="the killed transaction to end")
     worker.start()  # its start-up sweep (and rq's retry of the abandoned job) finish the work
     wait_for(lambda: reminders(platform) == 1, what="the reminder after the restart")
-    time.sleep(2)  # let any other queued copy of the job run too
+    wait_for(lambda: queue.count == 0, what="the queued jobs to run")
+    time.sleep(1)  # a copy of the job started last may still be running: it adds nothing
     assert jobs.remind_due(platform, datetime.now(UTC), [task["id"]]) == 0
-    assert jobs.run_reminder.__name__ and reminders(platform) == 1
+    assert reminders(platform) == 1
     with platform.session() as s:
         keys = s.scalars(sa.select(Notification.key).where(Notification.kind == "reminder")).all()
     assert keys == [f"reminder:{task['id']}"]
