@@ -87,7 +87,9 @@ class Task(Base):
         Index("ix_cb_wf_tasks_escalate_at", "escalate_at"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("cb_wf_instances.id", ondelete="CASCADE"))
+    instance_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("cb_wf_instances.id", ondelete="CASCADE")
+    )  # BIGINT on both databases, as migration 0003 made it
     step: Mapped[str] = mapped_column(String(64))
     round: Mapped[int] = mapped_column(Integer)  # the instance's round when the step began
     assignee_id: Mapped[int] = mapped_column(Integer)
@@ -108,7 +110,9 @@ class Event(Base):
     __tablename__ = "cb_wf_events"
     __table_args__ = (Index("ix_cb_wf_events_instance", "instance_id", "id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("cb_wf_instances.id", ondelete="CASCADE"))
+    instance_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("cb_wf_instances.id", ondelete="CASCADE")
+    )  # BIGINT on both databases, as migration 0003 made it
     task_id: Mapped[int | None] = mapped_column(BigInteger)
     step: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))  # start, an action key, reassign, migrate...

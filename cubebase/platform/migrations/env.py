@@ -7,7 +7,13 @@ managed here (their DDL runs through ``schema_changes``).
 
 from alembic import context
 
+import cubebase.workflows.models  # noqa: F401 - the workflow tables (0003) join Base.metadata
 from cubebase.platform.models import Base
+
+# Every package with platform tables on ``Base`` is imported here, so that
+# ``alembic revision --autogenerate`` compares all of them (a model it does not see
+# would be proposed for dropping). The platform itself never imports the workflows
+# package: only this script, which runs inside Alembic, does.
 
 config = context.config
 connection = config.attributes["connection"]
