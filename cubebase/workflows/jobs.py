@@ -7,7 +7,9 @@ The database is the truth, jobs only act on it:
   one transaction: ONE indexed query finds the due tasks (``remind_at <= now``,
   a range scan of ``ix_cb_wf_tasks_remind_at``), their notifications go in with
   a unique key ``reminder:<task id>`` (a second run, or a concurrent one, adds
-  nothing), and ``remind_at`` is cleared for them. Killed before its commit, a
+  nothing), and ``remind_at`` is cleared for them. The query (``due_reminders``)
+  brings each task's instance along: four statements in all, however many
+  reminders are due. Killed before its commit, a
   job has done nothing and its retry (or the next sweep) does it all; killed
   after, everything is done and the retry finds nothing due.
 - Escalations (``escalate_due``) work the same way, one task per transaction
@@ -42,7 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..platform.actor import Actor
-from .models import Instance, Notification, Task, Workflow
+from .models import Instance, Notification, Task
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,6 @@ def notification_text(engine, session, kind, task, comment, subject=None) -> tup
     if task is None:
         return subject or kind, comment or ""
     inst = session.get(Instance, task.instance_id)
-    wf = session.get(Workflow, inst.workflow_id)
     d = engine.definition(session, inst.version_id)
     step = engine.step_def(d, task.step) or {"label": task.step}
     what = f"{d['label']}: {step['label']} ({inst.table_key} #{inst.record_id})"
@@ -74,7 +75,6 @@ def notification_text(engine, session, kind, task, comment, subject=None) -> tup
         "returned": (f"Returned: {what}", f"{what} was sent back to you."),
     }.get(kind, (subject or kind, ""))
     body = text[1] + (f"\n\nComment: {comment}" if comment else "")
-    del wf
     return subject or text[0], body
 
 
@@ -89,6 +89,27 @@ def _insert_ignore(session, rows: list[dict[str, Any]]) -> None:
     session.execute(ins.on_conflict_do_nothing(index_elements=["key"]), rows)
 
 
+def due_reminders(
+    now: datetime, task_ids: Iterable[int] | None = None, dialect: str = "sqlite"
+) -> sa.Select:
+    """The reminder sweep's one query: the due open tasks (a range scan of
+    ``ix_cb_wf_tasks_remind_at``) with their instances (primary-key lookups), so that
+    making the reminders reads nothing more per task. PostgreSQL locks the tasks and
+    skips those another sweep holds."""
+    q = (
+        sa.select(Task, Instance)
+        .join(Instance, Instance.id == Task.instance_id)
+        .where(Task.remind_at <= now, Task.status == "open")
+        .order_by(Task.remind_at)
+        .limit(SWEEP_BATCH)
+    )
+    if task_ids is not None:
+        q = q.where(Task.id.in_(list(task_ids)))
+    if dialect == "postgresql":
+        q = q.with_for_update(skip_locked=True, of=Task)
+    return q
+
+
 def remind_due(platform, now: datetime, task_ids: Iterable[int] | None = None) -> int:
     """Make every due reminder (or those of ``task_ids``); returns how many were new."""
     from .engine import install
@@ -96,17 +117,12 @@ def remind_due(platform, now: datetime, task_ids: Iterable[int] | None = None) -
     engine = install(platform)
     smtp = bool(platform.config.smtp.get("host"))
     with platform.session(write=True) as session, session.begin():
-        q = (
-            sa.select(Task)
-            .where(Task.remind_at <= now, Task.status == "open")
-            .order_by(Task.remind_at)
-            .limit(SWEEP_BATCH)
-        )
-        if task_ids is not None:
-            q = q.where(Task.id.in_(list(task_ids)))
-        if session.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        tasks = session.scalars(q).all()
+        q = due_reminders(now, task_ids, session.get_bind().dialect.name)
+        # the instances come in the same rows: notification_text finds them in the
+        # session's identity map instead of asking the database once per task (the
+        # map holds objects weakly: ``found`` keeps them alive)
+        found = session.execute(q).all()
+        tasks = [task for task, _inst in found]
         if not tasks:
             return 0
         rows = []

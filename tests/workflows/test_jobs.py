@@ -85,11 +85,13 @@ def test_escalation_reassigns_to_the_formulas_user(platform, wf, admin, users, c
 
 
 def test_the_sweep_is_one_indexed_query(platform, wf, admin, users, clock):
-    pid = new_project(platform, admin, users)
-    start(platform, wf, admin, "consulting_project", pid)
+    for _ in range(3):
+        start(platform, wf, admin, "consulting_project", new_project(platform, admin, users))
     statements = []
+    every = []
 
     def record(conn, cursor, statement, parameters, *args):
+        every.append(statement)
         if "cb_wf_tasks" in statement and statement.lstrip().upper().startswith("SELECT"):
             statements.append((statement, parameters))
 
@@ -100,6 +102,20 @@ def test_the_sweep_is_one_indexed_query(platform, wf, admin, users, clock):
         sa.event.remove(platform.engine, "before_cursor_execute", record)
     due = [s for s in statements if "remind_at <=" in s[0]]
     assert len(due) == 1  # one query finds every due task, whatever their number
+    assert "cb_wf_instances" in due[0][0]  # with their instances: no lookup per task
+    work = [w for w in every if not w.lstrip().upper().startswith(("BEGIN", "PRAGMA"))]
+    assert len(work) == 4, "\n".join(
+        w[:150] for w in work
+    )  # find, count existing, insert, clear remind_at: for 3 tasks
+    with platform.session() as s:
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(Notification)
+                .where(Notification.kind == "reminder")
+            )
+            == 3
+        )
     if platform.dialect == "sqlite":
         sql, params = due[0]
         with platform.engine.connect() as conn:
