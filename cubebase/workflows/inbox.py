@@ -46,7 +46,10 @@ def inbox(
         q = q.where(Task.due_at >= now, Task.due_at <= now + due_soon)
     if after_id is not None:
         q = q.where(Task.id > after_id)
-    q = q.order_by(Task.due_at.is_(None), Task.due_at, Task.id).limit(limit)
+    # due_at NULLS LAST is the index's own order on PostgreSQL (ix_cb_wf_tasks_inbox:
+    # assignee, status, due_at): a page is read off the index, not sorted from all the
+    # user's tasks (`due_at IS NULL` as a sort key made it scan and sort them all)
+    q = q.order_by(Task.due_at.asc().nulls_last(), Task.id).limit(limit)
     out = []
     for task, table_key, record_id, version_id, wf_key in session.execute(q):
         d = engine.definition(session, version_id)
