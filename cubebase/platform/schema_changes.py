@@ -872,8 +872,8 @@ class SchemaEditor:
                 self.session.scalar(sa.select(sa.func.count()).select_from(table.junctions[f.id]))
                 or 0
             )
-        if f.column_name is None:
-            return 0
+        if f.column_name is None or f.type == "formula":
+            return 0  # a stored formula's column holds no data of its own
         return (
             self.session.scalar(sa.select(sa.func.count()).where(table.column(f).is_not(None))) or 0
         )
