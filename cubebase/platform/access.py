@@ -238,18 +238,23 @@ class Access:
 
     # --- the interpreter, one record ------------------------------------------------
     def eval_context(self) -> F.EvalContext:
-        """Rules see other tables in system context, with the actor's USER() and roles."""
+        """Admin-defined formulas (rules, defaults, validations) see other tables in
+        system context, with the actor's USER() and roles; NOW() is taken afresh."""
+        runtime = self.service.formulas
+        now = runtime.now()
         if self._eval is None:
-            runtime = self.service.formulas
-            now = runtime.now()
             self._eval = F.EvalContext(
                 resolver=ServiceResolver(self.service.system()),
                 user=runtime.user_record(),
                 user_roles=runtime.role_names(),
-                now=now,
-                today=now.date(),
             )
-        return self._eval
+        return F.EvalContext(
+            resolver=self._eval.resolver,
+            user=self._eval.user,
+            user_roles=self._eval.user_roles,
+            now=now,
+            today=now.date(),
+        )
 
     def holds(self, table: Table, stored: str, record: Mapping[str, Any], what: str) -> bool:
         checked = self._checked(table, stored, what)

@@ -53,6 +53,7 @@ def build_rules(platform) -> None:
                 {"key": "customer", "type": "link", "to": "customers", "related_name": "notes_"},
                 {"key": "text", "type": "long_text"},
                 {"key": "closed", "type": "boolean"},
+                {"key": "author", "type": "user", "default": "USER()"},
             ],
         )
         ed.set_permissions("customers", CUSTOMER_RULES)
@@ -532,3 +533,10 @@ def test_the_access_command_explains_in_words(world, records, monkeypatch, tmp_p
     assert "read    no" in why.output and "is FALSE for this customer" in why.output
     missing = runner.invoke(main, ["access", "nobody@example.com", "customers"])
     assert missing.exit_code == 1 and "No user with e-mail" in missing.output
+
+
+def test_a_default_of_user_is_the_user_creating_the_record(world, records):
+    ann = world["service"]("ann")
+    note = ann.create("notes", {"customer": world["c"]["a1"], "text": "hello"})
+    assert note.values["author"] == world["users"]["ann"]
+    assert records.system().create("notes", {"text": "by the platform"}).values["author"] is None

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from ... import formula as F
 from ..access import singular
 from ..errors import (
     BadRequest,
@@ -334,27 +335,32 @@ class Writing:
     def _apply_defaults(
         self, table: Table, plan: TablePlan, out: dict[str, Any], problems: list[FieldProblem]
     ) -> None:
-        """Fill fields the caller left out from their default formulas (interpreter)."""
-        runtime = self.system().formulas
+        """Fill fields the caller left out from their default formulas (interpreter):
+        other tables in system context, ``USER()`` the user creating the record."""
         for f in plan.defaults:
             if f.key in out:
                 continue
-            value = runtime.evaluate(
-                table, f.default, out, f.ftype.formula_type(f), where=f"Default of `{f.key}`"
+            value = self._admin_formula(
+                table, f.default, out, f.ftype.formula_type(f), f"Default of `{f.key}`"
             )
             try:
                 out[f.key] = f.ftype.to_python(f, value)
             except ConversionError as exc:
                 problems.append(FieldProblem(f.key, f"its default value does not fit: {exc}"))
 
+    def _admin_formula(
+        self, table: Table, stored: str, record: dict, expected, where: str
+    ) -> Any:
+        checked = self.formulas.checked(table.key, stored, expected, where)
+        return F.evaluate(checked, record, self.access.eval_context())
+
     def _check_rules(
         self, table: Table, plan: TablePlan, record: dict[str, Any]
     ) -> list[FieldProblem]:
         """The table's validation rules on the record as it would be saved."""
-        runtime = self.system().formulas
         problems = []
         for i, rule in enumerate(plan.rules):
-            ok = runtime.evaluate(table, rule["rule"], record, where=f"Validation rule {i + 1}")
+            ok = self._admin_formula(table, rule["rule"], record, None, f"Validation rule {i + 1}")
             if ok is not True:
                 problems.append(FieldProblem(None, rule["message"], {"rule": i + 1}))
         return problems
