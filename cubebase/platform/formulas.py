@@ -210,14 +210,16 @@ class FormulaRuntime:
         and ``HAS_ROLE("sales_manager")`` both work."""
         if self._roles is None:
             keys = self.service.actor.roles
-            labels = (
-                self.service.session.scalars(
-                    sa.select(Role.label).where(Role.key.in_(sorted(keys)))
-                ).all()
-                if keys
-                else []
+            # every role's label, read once per schema snapshot (adding a role moves
+            # the schema version: it becomes an option of ``users.roles``)
+            labels = self._checked.get(("role_labels",))
+            if labels is None and keys:
+                labels = self._checked[("role_labels",)] = dict(
+                    self.service.session.execute(sa.select(Role.key, Role.label)).tuples().all()
+                )
+            self._roles = frozenset(keys) | frozenset(
+                labels[k] for k in keys if labels and k in labels
             )
-            self._roles = frozenset(keys) | frozenset(labels)
         return self._roles
 
     def now(self) -> datetime:

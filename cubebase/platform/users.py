@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -140,27 +141,32 @@ def set_password(session: Session, user_id: int, password: str) -> None:
     session.flush()
 
 
-def load_actor(platform, session: Session, user_id: int) -> Actor | None:
-    """The acting user, or None when missing, trashed or inactive."""
+def _actor_select(platform, session: Session) -> tuple[sa.Select, Any]:
+    """The columns an Actor is made of, and how to make one from a row."""
     table = platform.schema(session).table(USERS)
     t = table.sql
-    row = (
-        session.execute(
-            sa.select(
-                t.c.id,
-                table.column(table.field("email")).label("email"),
-                table.column(table.field("roles")).label("roles"),
-                table.column(table.field("active")).label("active"),
-            ).where(t.c.id == user_id, t.c.deleted_at.is_(None))
-        )
-        .mappings()
-        .first()
-    )
-    if row is None or row["active"] is False:
-        return None
     roles_field = table.field("roles")
-    roles = roles_field.ftype.from_db(roles_field, row["roles"])
-    return Actor(user_id=row["id"], roles=frozenset(roles), email=row["email"])
+    select = sa.select(
+        t.c.id,
+        table.column(table.field("email")).label("email"),
+        table.column(roles_field).label("roles"),
+        table.column(table.field("active")).label("active"),
+    ).where(t.c.deleted_at.is_(None))
+
+    def actor(row) -> Actor | None:
+        if row is None or row.active is False:
+            return None
+        roles = roles_field.ftype.from_db(roles_field, row.roles)
+        return Actor(user_id=row.id, roles=frozenset(roles), email=row.email)
+
+    return select, actor
+
+
+def load_actor(platform, session: Session, user_id: int) -> Actor | None:
+    """The acting user, or None when missing, trashed or inactive."""
+    select, actor = _actor_select(platform, session)
+    t = platform.schema(session).table(USERS).sql
+    return actor(session.execute(select.where(t.c.id == user_id)).first())
 
 
 def authenticate_password(platform, session: Session, email: str, password: str) -> Actor | None:
@@ -215,15 +221,15 @@ def token_actor(platform, session: Session, token: str) -> tuple[int, Actor] | N
     only: the API counts token use itself (see ``cb_api_token_use``)."""
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = session.execute(
-        sa.select(ApiToken.id, ApiToken.user_id, ApiToken.revoked_at).where(
-            ApiToken.token_hash == _digest(token)
-        )
+    select, actor_of = _actor_select(platform, session)
+    t = platform.schema(session).table(USERS).sql
+    row = session.execute(  # the token and its user in one round trip
+        select.add_columns(ApiToken.id.label("token_id"))
+        .join(ApiToken, ApiToken.user_id == t.c.id)
+        .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None))
     ).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    actor = load_actor(platform, session, row.user_id)
-    return None if actor is None else (row.id, actor)
+    actor = actor_of(row)
+    return None if actor is None else (row.token_id, actor)
 
 
 def revoke_tokens(session: Session, user_id: int) -> int:
