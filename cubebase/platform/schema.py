@@ -429,13 +429,39 @@ class SchemaRegistry:
         seen = session.info.get(_SEEN)
         if seen is not None and session.in_transaction() and seen[0] is session.get_transaction():
             return seen[1]
-        version = self.current_version(session)
+        return self.at_version(session, self.current_version(session))
+
+    def cached(self) -> Schema | None:
+        """The last schema loaded (maybe stale): for statements that read the schema
+        version themselves along with what they need (see ``users.load_actor``)."""
+        return self._schema
+
+    def at_version(self, session: Session, version: int) -> Schema:
+        """The schema at ``version``, read in the session's transaction: remembered
+        for the rest of the transaction."""
         cached = self._schema
         if cached is None or cached.version != version:
             with self._lock:
                 cached = self._schema = Schema.load(session, version, self.tz)
         session.info[_SEEN] = (session.get_transaction(), cached)
         return cached
+
+    def note_version(self, session: Session, version: int) -> Schema:
+        """The schema version was read along with something else: remember the schema
+        for the transaction, unless it already has one."""
+        seen = session.info.get(_SEEN)
+        if seen is not None and session.in_transaction() and seen[0] is session.get_transaction():
+            return seen[1]
+        return self.at_version(session, int(version or 0))
+
+    @staticmethod
+    def version_column() -> sa.ScalarSelect:
+        return (
+            sa.select(MetaState.value)
+            .where(MetaState.key == SCHEMA_VERSION_KEY)
+            .scalar_subquery()
+            .label("cb_schema_version")
+        )
 
     def invalidate(self) -> None:
         self._schema = None

@@ -141,32 +141,48 @@ def set_password(session: Session, user_id: int, password: str) -> None:
     session.flush()
 
 
-def _actor_select(platform, session: Session) -> tuple[sa.Select, Any]:
-    """The columns an Actor is made of, and how to make one from a row."""
-    table = platform.schema(session).table(USERS)
-    t = table.sql
-    roles_field = table.field("roles")
-    select = sa.select(
-        t.c.id,
-        table.column(table.field("email")).label("email"),
-        table.column(roles_field).label("roles"),
-        table.column(table.field("active")).label("active"),
-    ).where(t.c.deleted_at.is_(None))
+def _actor_query(platform, session: Session) -> tuple[sa.Select, sa.Table, Any]:
+    """The statement that reads a user as an Actor, with the schema version alongside,
+    and how to make the Actor from its row.
 
-    def actor(row) -> Actor | None:
-        if row is None or row.active is False:
-            return None
-        roles = roles_field.ftype.from_db(roles_field, row.roles)
-        return Actor(user_id=row.id, roles=frozenset(roles), email=row.email)
+    It is built from the last schema loaded, even if another process has changed the
+    schema since: the users table's built-in columns (email, roles, active) never
+    change name or type. The version read with the user tells the transaction which
+    schema is current, so a request costs one round trip less."""
+    registry = platform.registry
+    schema = registry.cached()
+    if schema is None or not schema.has_table(USERS):
+        schema = platform.schema(session)
+    hit = schema.formula_cache.get(("actor_query",))
+    if hit is None:
+        table = schema.table(USERS)
+        t = table.sql
+        roles_field = table.field("roles")
+        select = sa.select(
+            t.c.id,
+            table.column(table.field("email")).label("email"),
+            table.column(roles_field).label("roles"),
+            table.column(table.field("active")).label("active"),
+            registry.version_column(),
+        ).where(t.c.deleted_at.is_(None))
 
-    return select, actor
+        def actor(session: Session, row) -> Actor | None:
+            if row is None:
+                return None
+            registry.note_version(session, row.cb_schema_version)
+            if row.active is False:
+                return None
+            roles = roles_field.ftype.from_db(roles_field, row.roles)
+            return Actor(user_id=row.id, roles=frozenset(roles), email=row.email)
+
+        hit = schema.formula_cache[("actor_query",)] = (select, t, actor)
+    return hit
 
 
 def load_actor(platform, session: Session, user_id: int) -> Actor | None:
     """The acting user, or None when missing, trashed or inactive."""
-    select, actor = _actor_select(platform, session)
-    t = platform.schema(session).table(USERS).sql
-    return actor(session.execute(select.where(t.c.id == user_id)).first())
+    select, t, actor = _actor_query(platform, session)
+    return actor(session, session.execute(select.where(t.c.id == user_id)).first())
 
 
 def authenticate_password(platform, session: Session, email: str, password: str) -> Actor | None:
@@ -221,14 +237,13 @@ def token_actor(platform, session: Session, token: str) -> tuple[int, Actor] | N
     only: the API counts token use itself (see ``cb_api_token_use``)."""
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    select, actor_of = _actor_select(platform, session)
-    t = platform.schema(session).table(USERS).sql
-    row = session.execute(  # the token and its user in one round trip
+    select, t, actor_of = _actor_query(platform, session)
+    row = session.execute(  # the token, its user and the schema version: one round trip
         select.add_columns(ApiToken.id.label("token_id"))
         .join(ApiToken, ApiToken.user_id == t.c.id)
         .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None))
     ).first()
-    actor = actor_of(row)
+    actor = actor_of(session, row)
     return None if actor is None else (row.token_id, actor)
 
 

@@ -45,7 +45,12 @@ class RecordsService(Reading, Writing, Storage):
         plan = self._plans.get(id(table))
         if plan is None or plan.table is not table:
             hidden, _ = self.access.hidden_fields(table)
-            plan = self._plans[id(table)] = TablePlan(table, hidden)
+            # shared by every service of this schema snapshot that hides the same fields
+            key = ("plan", table.id, hidden)
+            plan = self.schema.formula_cache.get(key)
+            if plan is None or plan.table is not table:
+                plan = self.schema.formula_cache[key] = TablePlan(table, hidden)
+            self._plans[id(table)] = plan
         return plan
 
     def table(self, key: str) -> Table:
