@@ -141,9 +141,9 @@ def set_password(session: Session, user_id: int, password: str) -> None:
     session.flush()
 
 
-def _actor_query(platform, session: Session) -> tuple[sa.Select, sa.Table, Any]:
-    """The statement that reads a user as an Actor, with the schema version alongside,
-    and how to make the Actor from its row.
+def _actor_query(platform, session: Session) -> tuple[sa.Select, sa.Select, Any]:
+    """The statements that read a user as an Actor (by id, by API token digest), with
+    the schema version alongside, and how to make the Actor from a row.
 
     It is built from the last schema loaded, even if another process has changed the
     schema since: the users table's built-in columns (email, roles, active) never
@@ -175,14 +175,20 @@ def _actor_query(platform, session: Session) -> tuple[sa.Select, sa.Table, Any]:
             roles = roles_field.ftype.from_db(roles_field, row.roles)
             return Actor(user_id=row.id, roles=frozenset(roles), email=row.email)
 
-        hit = schema.formula_cache[("actor_query",)] = (select, t, actor)
+        by_id = select.where(t.c.id == sa.bindparam("cb_uid"))
+        by_token = (
+            select.add_columns(ApiToken.id.label("token_id"))
+            .join(ApiToken, ApiToken.user_id == t.c.id)
+            .where(ApiToken.token_hash == sa.bindparam("cb_digest"), ApiToken.revoked_at.is_(None))
+        )
+        hit = schema.formula_cache[("actor_query",)] = (by_id, by_token, actor)
     return hit
 
 
 def load_actor(platform, session: Session, user_id: int) -> Actor | None:
     """The acting user, or None when missing, trashed or inactive."""
-    select, t, actor = _actor_query(platform, session)
-    return actor(session, session.execute(select.where(t.c.id == user_id)).first())
+    by_id, _, actor = _actor_query(platform, session)
+    return actor(session, session.execute(by_id, {"cb_uid": user_id}).first())
 
 
 def authenticate_password(platform, session: Session, email: str, password: str) -> Actor | None:
@@ -237,12 +243,9 @@ def token_actor(platform, session: Session, token: str) -> tuple[int, Actor] | N
     only: the API counts token use itself (see ``cb_api_token_use``)."""
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    select, t, actor_of = _actor_query(platform, session)
-    row = session.execute(  # the token, its user and the schema version: one round trip
-        select.add_columns(ApiToken.id.label("token_id"))
-        .join(ApiToken, ApiToken.user_id == t.c.id)
-        .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None))
-    ).first()
+    _, by_token, actor_of = _actor_query(platform, session)
+    # the token, its user and the schema version: one round trip
+    row = session.execute(by_token, {"cb_digest": _digest(token)}).first()
     actor = actor_of(session, row)
     return None if actor is None else (row.token_id, actor)
 

@@ -52,22 +52,63 @@ class Reading:
     ) -> Record:
         """A record the actor may read (``trashed``: in the trash; None: either way).
         ``whole``: with every field, hidden ones included, for the service's own rule
-        checks and history; never handed to a caller as it is."""
-        t = table.sql
-        base = [t.c.id == rid]
-        if trashed is not None:
-            base.append(t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None))
-        read = self.access.condition(table, "read")
-        if read is not None:
-            base.append(read)
-        select = self.system()._select(table) if whole else self._select(table)
-        row = self.session.execute(select.where(*base)).mappings().first()
+        checks and history; never handed to a caller as it is.
+
+        The statement is built once per schema snapshot, rights and shape, with the
+        id and the user as parameters (as list templates are), unless a formula of
+        the table or a rule reads NOW()."""
+        params = {"cb_rid": rid, USER_PARAM: self.actor.user_id}
+        rights = self.access.template_key(table)
+        uses = self._formula_uses(table, None)
+        if rights is None or "now" in uses:
+            stmt = self._fetch_statement(table, trashed, whole)
+        else:
+            day = self.formulas.now().date() if "today" in uses else None
+            key = ("fetch", table.id, trashed, whole, rights, day)
+            cache = self.schema.formula_cache
+            stmt = cache.get(key)
+            if stmt is None:
+                stmt = cache[key] = self._fetch_statement(table, trashed, whole)
+        row = self.session.execute(stmt, params).mappings().first()
         if row is None:
             raise NotFound(
                 f"No {singular(table)} with id {rid}" + (" in the trash" if trashed else "")
             )
         reader = self.system() if whole else self
         return reader._load_many_links(table, [reader._record(table, row)])[0]
+
+    def _fetch_statement(self, table: Table, trashed: bool | None, whole: bool) -> sa.Select:
+        t = table.sql
+        base = [t.c.id == sa.bindparam("cb_rid", type_=t.c.id.type)]
+        if trashed is not None:
+            base.append(t.c.deleted_at.is_not(None) if trashed else t.c.deleted_at.is_(None))
+        read = self.access.condition(table, "read")
+        if read is not None:
+            base.append(read)
+        select = self.system()._select(table) if whole else self._select(table)
+        return select.where(*base)
+
+    def _formula_uses(self, table: Table, fields) -> frozenset[str]:
+        """What of the request the computed formula fields among ``fields`` (None: all)
+        read: "today", "now", "user", "roles" (see ``formulas.context_uses``)."""
+        cache = self.schema.formula_cache
+        key = ("uses", table.id, fields)
+        uses = cache.get(key)
+        if uses is None:
+            uses = frozenset()
+            chosen = (
+                table.data_fields()
+                if fields is None
+                else [table.fields[k] for k in fields if k in table.fields]
+            )
+            for f in chosen:
+                if f.type == "formula" and f.column_name is None:
+                    checked = self.formulas.checked(
+                        table.key, f.config["formula"], where=f"Formula field `{f.key}`"
+                    )
+                    uses |= context_uses(checked)
+            uses = cache[key] = uses
+        return uses
 
     def _live(self, table: Table, trashed: bool = False, alias=None) -> list[sa.ColumnElement]:
         """The rows a list or count starts from: live (or trashed) ones the actor may read."""
@@ -202,17 +243,7 @@ class Reading:
             fields = tuple(fields)
             if not all(isinstance(k, str) for k in fields):
                 return None
-        fkey = ("fields", table.id, fields)
-        uses = cache.get(fkey)
-        if uses is None:
-            uses = frozenset()
-            for f in self._fields(table, fields):
-                if f.type == "formula" and f.column_name is None:
-                    checked = self.formulas.checked(
-                        table.key, f.config["formula"], where=f"Formula field `{f.key}`"
-                    )
-                    uses |= context_uses(checked)
-            uses = remember(cache, fkey, uses)
+        uses = self._formula_uses(table, fields)
         if "now" in uses:
             return None
         if "today" in uses and day is None:
