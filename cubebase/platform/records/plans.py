@@ -16,7 +16,7 @@ from ..listing import (
     order_by,
     segment_templates,
 )
-from ..schema import Field, Table
+from ..schema import Field, Table, needs_plain_index
 from .values import Page, Record
 
 if TYPE_CHECKING:
@@ -202,9 +202,16 @@ class PageTemplate:
 
 
 def computed_key(key: SortKey) -> bool:
-    """A formula sort key: no index serves it, so one query sorts it with its blanks
-    (reading the page in segments would compute it over the table once per segment)."""
-    return key.field is not None and key.field.type == "formula" and key.field.column_name is None
+    """A sort key no index serves (a computed formula, or a field without an index):
+    one query sorts it with its blanks. Reading the page in segments (blanks, then the
+    rest) pays off only when an index delivers each segment in order; without one,
+    each segment scans the table (and computes a formula over it) again."""
+    f = key.field
+    if f is None:
+        return False  # the id
+    if f.type == "formula" and f.column_name is None:
+        return True
+    return not (f.unique or needs_plain_index(f))
 
 
 def joined(t: sa.Table, joins: dict) -> sa.FromClause:
