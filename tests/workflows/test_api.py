@@ -54,3 +54,24 @@ def test_inbox_and_complete_over_http(platform, wf, admin, users, client_for):
     assert leader.post(f"/api/v1/tasks/{lead_task['id']}/complete", data="x").status_code == 400
     anonymous = create_app(platform.config, platform).test_client()
     assert anonymous.get("/api/v1/tasks").status_code == 401
+
+
+def test_starting_a_workflow_by_hand_over_http(platform, wf, admin, users, client_for):
+    project = new_project(platform, admin, users)
+    consultant = client_for("consultant@example.com")
+    url = "/api/v1/workflows/consulting_project/start"
+    r = consultant.post(url, json={"record_id": project})
+    assert r.status_code == 201, r.get_json()
+    instance = r.get_json()["instance"]
+    assert instance["record_id"] == project and instance["status"] == "running"
+    assert instance["step"] == "onsite_report"
+    (task,) = consultant.get("/api/v1/tasks").get_json()["tasks"]
+    assert task["record_id"] == project
+    again = consultant.post(url, json={"record_id": project})
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "conflict"
+    assert consultant.post(url, json={"record_id": 999_999}).status_code == 404
+    assert consultant.post("/api/v1/workflows/nope/start", json={"record_id": 1}).status_code == 404
+    for bad in ({"record_id": "1"}, {"record_id": True}, {}, {"record_id": 1, "x": 2}):
+        assert consultant.post(url, json=bad).status_code == 400
+    doc = consultant.get("/api/v1/openapi.json").get_json()
+    assert {"/tasks", "/tasks/{task_id}/complete", "/workflows/{key}/start"} <= set(doc["paths"])

@@ -498,7 +498,11 @@ def build_document(svc: RecordsService) -> dict:
     for table in tables:
         components.update(_table_components(table, svc.access.hidden_fields(table)[0]))
         paths.update(_table_paths(table))
+    from . import tasks as tasks_api
+
+    paths.update(tasks_api.openapi_paths(_responses, _json_body, _param))
     tags = [{"name": t.key, "description": t.label} for t in tables]
+    tags.append({"name": "Workflows", "description": "Tasks and workflows"})
     if svc.access.unlimited:  # the schema endpoints are for admins
         from . import schema as schema_api
 

@@ -1,4 +1,5 @@
-"""The workflow inbox: ``GET /api/v1/tasks`` and ``POST /api/v1/tasks/{id}/complete``.
+"""The workflow inbox: ``GET /api/v1/tasks`` and ``POST /api/v1/tasks/{id}/complete``;
+starting a workflow by hand: ``POST /api/v1/workflows/{key}/start`` ``{record_id}``.
 
 The caller's open tasks (their own and those delegated to them today), filtered by
 ``?filter=due_soon|overdue``; completing one is a single transaction through the
@@ -17,6 +18,7 @@ from . import bp, json_body, writes
 from .auth import db_session
 
 COMPLETE_KEYS = frozenset({"action", "comment", "fields"})
+START_KEYS = frozenset({"record_id"})
 
 
 @bp.record_once
@@ -69,3 +71,145 @@ def complete_task(task_id: int):
     }
     session.commit()
     return jsonify({"task": result})
+
+
+@bp.post("/workflows/<key>/start")
+@writes
+def start_workflow(key: str):
+    """Start a workflow on a record the caller can read (404 otherwise; 409 when it
+    is running on that record already)."""
+    platform = current_app.extensions["cubebase"]
+    body = json_body()
+    unknown = sorted(set(body) - START_KEYS)
+    if unknown:
+        raise BadRequest(f"Unknown keys: {', '.join(unknown)} (send record_id)")
+    record_id = body.get("record_id")
+    if not isinstance(record_id, int) or isinstance(record_id, bool) or not 0 < record_id < 2**63:
+        raise BadRequest("`record_id` must be a record's id (a whole number)")
+    session = db_session()
+    inst = install(platform).start(session, g.actor, key, record_id)
+    result = {
+        "id": inst.id,
+        "workflow": key,
+        "table": inst.table_key,
+        "record_id": inst.record_id,
+        "step": inst.step,
+        "status": inst.status,
+    }
+    session.commit()
+    return jsonify({"instance": result}), 201
+
+
+def openapi_paths(responses, json_body, param) -> dict[str, dict]:
+    """The task and workflow endpoints in the OpenAPI document (openapi.py's helpers)."""
+    tag = ["Workflows"]
+    task = {
+        "type": "object",
+        "required": ["id", "workflow", "step", "table", "record_id", "actions", "version"],
+        "properties": {
+            "id": {"type": "integer"},
+            "workflow": {"type": "string"},
+            "workflow_label": {"type": "string"},
+            "step": {"type": "string"},
+            "step_label": {"type": "string"},
+            "table": {"type": "string"},
+            "record_id": {"type": "integer"},
+            "assignee_id": {"type": ["integer", "null"]},
+            "on_behalf_of": {"type": ["integer", "null"]},
+            "due_at": {"type": ["string", "null"], "format": "date-time"},
+            "overdue": {"type": "boolean"},
+            "actions": {"type": "array", "items": {"type": "object"}},
+            "editable": {"type": "array", "items": {"type": "string"}},
+            "required": {"type": "array", "items": {"type": "string"}},
+            "version": {"type": "integer"},
+        },
+    }
+    return {
+        "/tasks": {
+            "get": {
+                "operationId": "tasks.list",
+                "summary": "The caller's open workflow tasks (their own and delegated ones)",
+                "tags": tag,
+                "parameters": [
+                    param("filter", "query", {"enum": list(FILTERS)}, "all, due_soon or overdue"),
+                    param(
+                        "limit",
+                        "query",
+                        {"type": "integer", "minimum": 1, "maximum": 500},
+                        "At most this many tasks (50)",
+                    ),
+                    param("cursor", "query", {"type": "string"}, "Tasks after this task id"),
+                ],
+                "responses": responses(
+                    "200",
+                    {
+                        "type": "object",
+                        "required": ["tasks"],
+                        "properties": {"tasks": {"type": "array", "items": task}},
+                    },
+                ),
+            }
+        },
+        "/tasks/{task_id}/complete": {
+            "post": {
+                "operationId": "tasks.complete",
+                "summary": "Complete a task with an action (approve, reject, return ...)",
+                "tags": tag,
+                "parameters": [
+                    param("task_id", "path", {"type": "integer", "minimum": 1}, "The task")
+                ],
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "required": ["action"],
+                        "properties": {
+                            "action": {"type": "string"},
+                            "comment": {"type": ["string", "null"]},
+                            "fields": {"type": "object"},
+                        },
+                    }
+                ),
+                "responses": responses(
+                    "200",
+                    {
+                        "type": "object",
+                        "required": ["task"],
+                        "properties": {"task": {"type": "object"}},
+                    },
+                    "403",
+                    "404",
+                    "409",
+                    "413",
+                    "422",
+                ),
+            }
+        },
+        "/workflows/{key}/start": {
+            "post": {
+                "operationId": "workflows.start",
+                "summary": "Start a workflow on a record by hand",
+                "tags": tag,
+                "parameters": [param("key", "path", {"type": "string"}, "The workflow's key")],
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "required": ["record_id"],
+                        "properties": {"record_id": {"type": "integer", "minimum": 1}},
+                    }
+                ),
+                "responses": responses(
+                    "201",
+                    {
+                        "type": "object",
+                        "required": ["instance"],
+                        "properties": {"instance": {"type": "object"}},
+                    },
+                    "403",
+                    "404",
+                    "409",
+                    "413",
+                    "422",
+                ),
+            }
+        },
+    }
