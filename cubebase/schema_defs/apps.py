@@ -8,6 +8,8 @@ unless confirmed).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from pathlib import Path
 
 from ..platform.errors import NotFound
@@ -16,6 +18,7 @@ from .loader import load_app
 from .plan import Result, apply_app
 
 APPS_DIR = Path(__file__).resolve().parent.parent / "apps"
+_PACKAGE_APPS = APPS_DIR  # the apps that are modules of the cubebase package
 
 
 def app_folder(name: str, apps_dir: Path | None = None) -> Path:
@@ -46,4 +49,27 @@ def install_app(
         raise AppFileError(
             [Problem(file, line, "app", f"the app in folder `{name}` is named `{app.app}`")]
         )
-    return apply_app(platform, app, demo=demo, confirm_data_loss=confirm_data_loss, dry_run=dry_run)
+    result = apply_app(
+        platform, app, demo=demo, confirm_data_loss=confirm_data_loss, dry_run=dry_run
+    )
+    if demo and not dry_run:
+        load_demo = _demo_generator(name, folder)
+        if load_demo is not None:
+            load_demo(platform)
+    return result
+
+
+def _demo_generator(name: str, folder: Path):
+    """An app may ship a seeded demo data generator next to its files: ``demo.py``
+    with ``load_demo(platform)``, run by ``--demo`` after the files' ``demo:`` rows
+    (it should do nothing when its data is already there)."""
+    path = folder / "demo.py"
+    if not path.is_file():
+        return None
+    if folder.resolve().parent == _PACKAGE_APPS:
+        module = importlib.import_module(f"cubebase.apps.{name}.demo")
+    else:  # an app folder outside the package (tests)
+        spec = importlib.util.spec_from_file_location(f"cubebase_app_{name}_demo", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return getattr(module, "load_demo", None)

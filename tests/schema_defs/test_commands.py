@@ -211,3 +211,32 @@ def test_seed_dates_and_links_by_name(run, platform, sales):
         rec = platform.records(s, Actor.system_actor()).get("events", 1)
     assert str(rec.values["day"]) == "2024-05-01"
     assert rec.values["region"] == 2 and rec.values["who"] == 1
+
+
+def test_app_install_demo_runs_the_apps_demo_generator(run, platform, sales, monkeypatch):
+    """An app may ship ``demo.py`` with ``load_demo(platform)``: ``--demo`` runs it
+    after the files' demo rows; a plain install does not."""
+    monkeypatch.setattr(apps, "APPS_DIR", sales.parent)
+    (sales / "demo.py").write_text(
+        "from cubebase.platform.actor import Actor\n\n\n"
+        "def load_demo(platform):\n"
+        "    with platform.session(write=True) as s, s.begin():\n"
+        "        records = platform.records(s, Actor.system_actor())\n"
+        "        if not records.count('regions', where=[]) > 3:\n"
+        "            records.create('regions', {'name': 'Generated'})\n"
+    )
+
+    def names():
+        from cubebase.platform.actor import Actor
+
+        with platform.session() as s:
+            rs = platform.records(s, Actor.system_actor())
+            return sorted(r.values["name"] for r in rs.list("regions").records)
+
+    assert run("app", "install", "sales").exit_code == 0
+    assert "Generated" not in names()
+    result = run("app", "install", "sales", "--demo")
+    assert result.exit_code == 0, result.output
+    assert names().count("Generated") == 1
+    run("app", "install", "sales", "--demo")  # the generator sees its data: nothing more
+    assert names().count("Generated") == 1
