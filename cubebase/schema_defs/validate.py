@@ -23,7 +23,7 @@ from ..platform.actor import ADMIN_ROLE
 from ..platform.fieldtypes import FIELD_TYPES, SYSTEM_FIELDS, ConversionError
 from ..platform.models import FieldDef, TableDef
 from ..platform.schema import USERS, Field, Schema, Table
-from ..platform.schema_changes import RESERVED_KEYS
+from ..platform.schema_changes import CONVERTIBLE, RESERVED_KEYS
 from ..platform.users import USERS_FIELDS
 from . import ir
 from .errors import Problems
@@ -324,25 +324,6 @@ def _match_fields(res: Resolved, t: ir.TableSpec, table: Table | None, problems:
     for lf in candidates:
         if lf.key not in claimed:
             res.deleted_fields.append(lf)
-
-
-CONVERTIBLE = frozenset(
-    {
-        "text",
-        "long_text",
-        "number",
-        "currency",
-        "integer",
-        "boolean",
-        "date",
-        "datetime",
-        "select",
-        "multi_select",
-        "email",
-        "phone",
-        "url",
-    }
-)
 
 
 def _convertible(old: str, new: str) -> bool:
