@@ -47,9 +47,7 @@ import pstats
 import random
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,13 +55,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from cubebase.platform.actor import Actor
-from cubebase.platform.bootstrap import init_platform
-from cubebase.platform.config import Config
-from cubebase.platform.core import Platform
-from cubebase.platform.users import add_role, create_user, find_user_id, load_actor
+from cubebase.platform.users import add_role, create_user, load_actor
 
 from . import generate
-from .bench_records import Env, machine_info
+from .bench_records import Env
+from .bench_records import bench_env as records_bench_env
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -83,52 +79,8 @@ RULES = [
 # --- environment ---------------------------------------------------------------
 
 
-@contextmanager
 def bench_env(db: str, rows: int, keep: bool) -> Iterator[Env]:
-    """A fresh platform on a private database (a schema of its own on PostgreSQL, a
-    file of its own on SQLite, so that other benchmarks can run alongside)."""
-    DATA.mkdir(parents=True, exist_ok=True)
-    cleanup: Callable[[], None]
-    schema = None
-    if db == "sqlite":
-        path = DATA / f"perm-{rows}-{uuid.uuid4().hex[:8]}.sqlite"
-        url = f"sqlite:///{path}"
-
-        def cleanup() -> None:
-            for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                p.unlink(missing_ok=True)
-
-    else:
-        base = sa.engine.make_url(os.environ.get("CUBEBASE_BENCH_POSTGRES_URL", DEFAULT_PG_URL))
-        schema = f"cb_bench_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-
-        def cleanup() -> None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            admin.dispose()
-
-    platform = Platform(Config(database_url=url, data_dir=DATA))
-    try:
-        init_platform(platform, admin_password="bench-admin-password")
-        with platform.session() as s:
-            admin_actor = load_actor(platform, s, find_user_id(platform, s, "admin@example.com"))
-        env = Env(db, platform, admin_actor)
-        env.info = machine_info(platform)
-        if schema:
-            env.info["postgres_schema"] = schema
-        yield env
-    finally:
-        platform.dispose()
-        if keep:
-            print(f"kept the database: {url}")
-        else:
-            cleanup()
+    return records_bench_env(db, rows, keep, name="perm")
 
 
 # --- schema and data -----------------------------------------------------------

@@ -71,14 +71,14 @@ class Env:
 
 
 @contextmanager
-def bench_env(db: str, rows: int, keep: bool) -> Iterator[Env]:
-    """A fresh, initialised platform on a private database; removed afterwards."""
+def bench_env(db: str, rows: int, keep: bool, name: str = "bench") -> Iterator[Env]:
+    """A fresh, initialised platform on a private database (a schema of its own on
+    PostgreSQL, a file of its own on SQLite, so benchmarks can run side by side);
+    removed afterwards unless ``keep``."""
     DATA.mkdir(parents=True, exist_ok=True)
     cleanup: Callable[[], None]
     if db == "sqlite":
-        path = DATA / f"bench-{rows}.sqlite"
-        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            p.unlink(missing_ok=True)
+        path = DATA / f"{name}-{rows}-{uuid.uuid4().hex[:8]}.sqlite"
         url = f"sqlite:///{path}"
 
         def cleanup() -> None:
