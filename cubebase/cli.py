@@ -52,11 +52,14 @@ def _first_line(exc: BaseException | None) -> str:
 
 def make_platform(db: str | None = None):
     from .platform.core import Platform
+    from .workflows.engine import install
 
     config = Config.from_env(database_url=db)
     if config.database_url.startswith("sqlite:///"):
         config.data_dir.mkdir(parents=True, exist_ok=True)
-    return Platform(config)
+    platform = Platform(config)
+    install(platform)  # workflows take part in every command's writes and renames
+    return platform
 
 
 @click.group()

@@ -18,6 +18,8 @@ class RecordHooks:
     after_write: list[WriteHook] = field(default_factory=list)
     # (schema, table, field) -> raise a CubebaseError to refuse deleting the field
     before_field_delete: list[Callable[..., Any]] = field(default_factory=list)
+    # (session, old key, new key), in the rename's transaction: for what keeps table keys
+    after_table_rename: list[Callable[..., Any]] = field(default_factory=list)
 
     def run_before(self, *args: Any) -> None:
         for hook in self.before_write:

@@ -265,6 +265,8 @@ class SchemaEditor:
             if self.schema.has_table(new_key):
                 raise ConflictError(f"A table `{new_key}` already exists")
             td.key = new_key
+            for hook in self.platform.hooks.after_table_rename:
+                hook(self.session, key, new_key)
         if label is not None:
             td.label = check_label(label)
         if display_field is not None:

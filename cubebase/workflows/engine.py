@@ -935,7 +935,14 @@ def install(platform, clock: Clock | None = None, *, jobs=None) -> WorkflowEngin
     platform.__dict__["workflows"] = engine
     platform.hooks.before_write.append(engine.before_write)
     platform.hooks.after_write.append(engine.after_write)
+    platform.hooks.after_table_rename.append(table_renamed)
     return engine
+
+
+def table_renamed(session: Session, old: str, new: str) -> None:
+    """Workflows and their instances follow their table's new key (same transaction)."""
+    session.execute(sa.update(Workflow).where(Workflow.table_key == old).values(table_key=new))
+    session.execute(sa.update(Instance).where(Instance.table_key == old).values(table_key=new))
 
 
 def engine_of(platform) -> WorkflowEngine:

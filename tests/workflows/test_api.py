@@ -75,3 +75,24 @@ def test_starting_a_workflow_by_hand_over_http(platform, wf, admin, users, clien
         assert consultant.post(url, json=bad).status_code == 400
     doc = consultant.get("/api/v1/openapi.json").get_json()
     assert {"/tasks", "/tasks/{task_id}/complete", "/workflows/{key}/start"} <= set(doc["paths"])
+
+
+def test_running_instances_follow_a_renamed_table(platform, wf, admin, users, client_for):
+    from cubebase.workflows.engine import install
+
+    install(platform)
+    project = new_project(platform, admin, users)
+    start(platform, wf, admin, "consulting_project", project)
+    with platform.schema_editor() as ed:
+        ed.update_table("projects", new_key="jobs")
+    consultant = client_for("consultant@example.com")
+    (task,) = consultant.get("/api/v1/tasks").get_json()["tasks"]
+    assert task["table"] == "jobs" and task["record_id"] == project
+    r = consultant.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        json={"action": "submit", "fields": {"report": "Done"}},
+    )
+    assert r.status_code == 200, r.get_json()
+    assert consultant.get(f"/api/v1/tables/jobs/records/{project}").get_json()["fields"][
+        "report"
+    ] == "Done"
