@@ -14,6 +14,7 @@ out once and reused), ``values`` (records, pages, formula filters).
 """
 
 from ..listing import Condition
+from .aggregating import Groups
 from .reading import MAX_PAGE
 from .service import RecordsService
 from .storage import COPY_MIN_ROWS
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_PAGE",
     "Condition",
     "FormulaFilter",
+    "Groups",
     "Page",
     "Record",
     "RecordsService",

@@ -15,13 +15,14 @@ from ..access import Access
 from ..actor import Actor
 from ..formulas import FormulaRuntime
 from ..schema import Table
+from .aggregating import Aggregating
 from .plans import TablePlan
 from .reading import Reading
 from .storage import Storage
 from .writing import Writing
 
 
-class RecordsService(Reading, Writing, Storage):
+class RecordsService(Reading, Writing, Aggregating, Storage):
     def __init__(self, session: Session, actor: Actor, platform):
         self.session = session
         self.actor = actor
