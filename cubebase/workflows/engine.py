@@ -228,11 +228,14 @@ class WorkflowEngine:
         bound = self._bound(service).get(table.key)
         if not bound or record_id is None:
             return
+        versions = service.__dict__.setdefault("_cb_workflow_versions", {})
         for wid, mode in bound:
             if mode == "manual" or (mode == "on_create" and old_values is not None):
                 continue
             wf = service.session.get(Workflow, wid)
-            version = self._current_version(service.session, wf)
+            version = versions.get(wid)  # read once per records service, not per row
+            if version is None:
+                version = versions[wid] = self._current_version(service.session, wf)
             d = version.definition
             if mode == "when":
                 system = service.system()
@@ -244,7 +247,8 @@ class WorkflowEngine:
                     before = {**old_values, "id": record_id}
                     if self._true(system, t, d["start"]["when"], before):
                         continue  # it was already true: it did not *become* true
-                if self._running(service.session, wid, record_id) is not None:
+                # a record just created runs nothing yet
+                if old_values is not None and self._running(service.session, wid, record_id):
                     continue
             self._start(service.session, service.actor, wf, version, record_id)
 
