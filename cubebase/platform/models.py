@@ -142,3 +142,18 @@ class ApiTokenUse(Base):
     refused: Mapped[int] = mapped_column(BigInteger, default=0)
     last_at: Mapped[datetime]
     last_ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class SavedView(Base):
+    """A user's own saved view of a table: the grid's state (columns, sort, filter,
+    search, conditions, grouping) as query-string arguments. Shared views, defined
+    by admins, live in the table's settings (``views``) and in app files."""
+
+    __tablename__ = "cb_saved_views"
+    __table_args__ = (Index("ix_cb_saved_views_user_table", "user_id", "table_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer)
+    table_id: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(200))
+    state: Mapped[JsonDict] = mapped_column(default=dict)
+    created_at: Mapped[datetime]

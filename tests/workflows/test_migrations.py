@@ -32,7 +32,7 @@ CHECK = textwrap.dedent(
 
 
 def test_one_migration_head():
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0003"]
+    assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
 
 
 def test_autogenerate_sees_the_workflow_tables_and_finds_nothing_to_change(db_url):

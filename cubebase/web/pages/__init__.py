@@ -175,4 +175,5 @@ from . import (  # noqa: E402,F401  (routes register on bp)
     inbox,
     kanban,
     records,
+    saved_views,
 )

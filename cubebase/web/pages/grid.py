@@ -16,6 +16,7 @@ from ...platform.listing import Condition
 from ...platform.records import MAX_PAGE, Page
 from . import bp
 from .common import LinkLabels, column_fields, display_value, select_fields, service, visible_table
+from .saved_views import SaveViewForm, saved_views
 from .views import ViewState, parse_view
 
 PAGE_SIZE = 50
@@ -104,6 +105,8 @@ def grid(table: str):
         all_columns=column_fields(svc, t),
         group_fields=select_fields(svc, t),
         display=display_value,
+        saved=saved_views(t),
+        save_form=SaveViewForm(formdata=None, state=view.query()),
     )
 
 
