@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from werkzeug.datastructures import FileStorage
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -18,6 +21,7 @@ from wtforms import (
 )
 
 from ...platform.fieldtypes import ConversionError
+from ...platform.files import file_store
 from ...platform.listing import Condition
 from ...platform.records import Record, RecordsService
 from ...platform.schema import Field, Table
@@ -48,7 +52,7 @@ def form_fields(svc: RecordsService, table: Table, record: Record | None) -> lis
 
 
 def editable(f: Field) -> bool:
-    return f.writable and f.type != "file"
+    return f.writable
 
 
 def link_choices(
@@ -158,6 +162,9 @@ def build_form(
                     render_kw=render,
                     **kw,
                 )
+        elif f.type == "file":
+            field = FileField(f.label, render_kw=render, **kw)
+            attrs[f"{f.key}__clear"] = BooleanField(f"Remove the file of {f.label}")
         elif f.type == "long_text":
             render["rows"] = 4
             field = TextAreaField(f.label, default=input_text(f, value), render_kw=render, **kw)
@@ -195,6 +202,15 @@ def form_values(
         if not editable(f) or f.key not in form:
             continue
         data = form[f.key].data
+        if f.type == "file":
+            upload = data if isinstance(data, FileStorage) and data.filename else None
+            if upload is not None:
+                values[f.key] = file_store(current_app.extensions["cubebase"]).put(
+                    upload.stream, upload.filename, upload.mimetype
+                )
+            elif form[f"{f.key}__clear"].data:
+                values[f.key] = None
+            continue
         try:
             if f.type == "boolean":
                 values[f.key] = bool(data)
@@ -215,7 +231,7 @@ def raw_values(table: Table, fields: list[Field], formdata) -> dict[str, Any]:
     """Form input converted as far as it goes, for the live preview (bad input left out)."""
     out: dict[str, Any] = {}
     for f in fields:
-        if not editable(f):
+        if not editable(f) or f.type == "file":
             continue
         try:
             if f.type == "boolean":

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import CombinedMultiDict
 
 from ...platform.errors import ConflictError, ValidationError
+from ...platform.files import file_store
 from ...platform.records import Record
 from ...platform.schema import Field, Table
 from . import bp
@@ -73,7 +75,7 @@ def _render_form(t: Table, form, fields, record: Record | None, **extra: Any):
 def new_record(table: str):
     svc = service()
     t = visible_table(svc, table)
-    form, fields = build_form(svc, t, None, request.form if request.method == "POST" else None)
+    form, fields = build_form(svc, t, None, _formdata())
     general: list[str] = []
     status = 200
     if request.method == "POST" and form.validate_on_submit():
@@ -100,7 +102,7 @@ def edit_record(table: str, record_id: int):
     svc = service()
     t = visible_table(svc, table)
     record = svc.get(t.key, record_id)
-    form, fields = build_form(svc, t, record, request.form if request.method == "POST" else None)
+    form, fields = build_form(svc, t, record, _formdata())
     general: list[str] = []
     conflict = None
     status = 200
@@ -332,3 +334,30 @@ def restore_record(table: str, record_id: int):
     rec = svc.get(t.key, record_id)
     flash(f"{record_title(t, rec)} was restored.", "success")
     return redirect(url_for("pages.record", table=t.key, record_id=record_id))
+
+
+def _formdata():
+    """A posted form with its uploaded files (file fields), or None for a GET."""
+    if request.method != "POST":
+        return None
+    return CombinedMultiDict((request.files, request.form))
+
+
+@bp.get("/t/<table>/<int:record_id>/files/<field>")
+def download_file(table: str, record_id: int, field: str):
+    """A file field's file, for whoever may read the record and the field (404
+    otherwise); always as an attachment, so an uploaded page never runs here."""
+    svc = service()
+    t = visible_table(svc, table)
+    rec = svc.get(t.key, record_id)
+    f = t.fields.get(field)
+    value = rec.values.get(field) if f is not None and f.type == "file" else None
+    if not value:
+        abort(404)
+    path = file_store(current_app.extensions["cubebase"]).path(value["key"])
+    return send_file(
+        path,
+        mimetype=value.get("content_type") or "application/octet-stream",
+        as_attachment=True,
+        download_name=value.get("name") or "file",
+    )
