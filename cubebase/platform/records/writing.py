@@ -348,9 +348,7 @@ class Writing:
             except ConversionError as exc:
                 problems.append(FieldProblem(f.key, f"its default value does not fit: {exc}"))
 
-    def _admin_formula(
-        self, table: Table, stored: str, record: dict, expected, where: str
-    ) -> Any:
+    def _admin_formula(self, table: Table, stored: str, record: dict, expected, where: str) -> Any:
         checked = self.formulas.checked(table.key, stored, expected, where)
         return F.evaluate(checked, record, self.access.eval_context())
 
