@@ -13,6 +13,7 @@ builds everything for every test instead.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
@@ -88,7 +89,7 @@ class _Templates:
             _replay(engine, self.states[key])
 
     def _build_sqlite(self, name: str, builders: list[Callable]) -> Path:
-        path = self.workdir / f"{name}.sqlite"
+        path = self.workdir / f"{hashlib.sha1(name.encode()).hexdigest()[:16]}.sqlite"
         engine = make_engine(f"sqlite:///{path}")
         try:
             p = make_platform(engine, self.workdir)
@@ -180,7 +181,8 @@ def platform(request, engine, tmp_path, _templates):
         builders.append(build_crm)
     if marker:
         builders += list(marker.args)
-    name = "+".join(b.__name__ for b in builders)
+    # module and name: two test modules may each call their builder build_rules
+    name = "+".join(f"{b.__module__}.{b.__qualname__}" for b in builders)
     if os.environ.get("CUBEBASE_TEST_NO_TEMPLATES") == "1":
         p = make_platform(engine, tmp_path)
         for build in builders:

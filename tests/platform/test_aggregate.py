@@ -12,14 +12,14 @@ from cubebase.platform.records import FormulaFilter
 from cubebase.platform.users import add_role, create_user, load_actor
 
 
-def build_rules(platform) -> None:
+def build_aggregate_rules(platform) -> None:
     with platform.schema_editor() as ed:
         add_role(ed, "sales")
         ed.set_permissions("deals", [{"role": "sales", "read": 'stage != "lost"'}])
         ed.set_field_permissions("deals", "closed_on", [{"role": "sales", "read": "FALSE"}])
 
 
-pytestmark = pytest.mark.schema.with_args(build_rules)
+pytestmark = pytest.mark.schema.with_args(build_aggregate_rules)
 
 
 @pytest.fixture
