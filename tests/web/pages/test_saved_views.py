@@ -79,3 +79,12 @@ def test_a_shared_view_with_a_wrong_filter_is_refused_and_names_are_escaped(admi
     assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
     r = admin.post("/t/deals/views", {"label": "", "state": ""}, token_from="/t/deals")
     assert r.status_code == 302  # back to the grid with a message, nothing saved
+
+
+def test_the_navigation_lists_the_views_of_the_table_on_screen(sales):
+    sales.post(
+        "/t/deals/views", {"label": "Mine first", "state": "sort=title"}, token_from="/t/deals"
+    )
+    html = sales.get("/t/deals").get_data(as_text=True)
+    nav = html.split('aria-label="Tables"')[1].split("</nav>")[0]
+    assert 'aria-label="Views of Deals"' in nav and ">Mine first</a>" in nav
