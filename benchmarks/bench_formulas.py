@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import json
 import random
 import statistics
 import sys
@@ -55,7 +54,16 @@ from cubebase.platform.listing import encode_cursor
 from cubebase.platform.records import FormulaFilter
 
 from . import generate
-from .bench_records import RESULTS, Env, _dump_profile, _load, _ms, _pct, analyze, bench_env
+from .bench_records import (
+    Env,
+    _dump_profile,
+    _load,
+    _ms,
+    _pct,
+    analyze,
+    bench_env,
+    write_results,
+)
 
 PAGE = 50
 DEAL_STAGES = ("new", "won", "lost")
@@ -884,14 +892,8 @@ def main(argv: list[str] | None = None) -> None:
     args.customers = args.customers or 100_000
     args.deals = args.deals or 1_000_000
     results = run(args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     old = "-old-aggregates" if args.old_aggregates else ""
-    path = RESULTS / f"formulas-{args.db}-{args.customers}{old}-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2, default=str))
-    print()
-    print(summary(results))
-    print(f"\nresults: {path}")
+    write_results(f"formulas-{args.db}-{args.customers}{old}", results, summary(results))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Results go to benchmarks/results/pages-<db>-<rows>-<stamp>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from datetime import UTC, datetime
@@ -28,7 +27,6 @@ from typing import Any
 from cubebase.web import create_app
 
 from .bench_permissions import (
-    RESULTS,
     _load,
     _stats,
     analyze,
@@ -36,6 +34,7 @@ from .bench_permissions import (
     build_org,
     load_customers,
 )
+from .bench_records import write_results
 
 NEXT_RE = re.compile(r'href="\?([^"]*cursor=[^"]*)" rel="next"')
 
@@ -102,11 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"pages-{args.db}-{args.rows}-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2, default=str))
-    print(f"results: {path}")
+    write_results(f"pages-{args.db}-{args.rows}", results)
     return results
 
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import json
 import os
 import pstats
 import random
@@ -58,7 +57,7 @@ from cubebase.platform.actor import Actor
 from cubebase.platform.users import add_role, create_user, load_actor
 
 from . import generate
-from .bench_records import Env
+from .bench_records import Env, write_results
 from .bench_records import bench_env as records_bench_env
 
 HERE = Path(__file__).resolve().parent
@@ -671,13 +670,7 @@ def main(argv: list[str] | None = None) -> None:
         args.count_iterations = min(args.count_iterations, 6)
     args.rows = args.rows or 1_000_000
     results = run(args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"permissions-{args.db}-{args.rows}-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2, default=str))
-    print()
-    print(summary(results))
-    print(f"\nresults: {path}")
+    write_results(f"permissions-{args.db}-{args.rows}", results, summary(results))
 
 
 if __name__ == "__main__":

@@ -572,6 +572,21 @@ def summary(results: dict) -> str:
     return "\n".join(lines)
 
 
+def write_results(name: str, results: dict, summary_text: str | None = None) -> Path:
+    """Save a run's figures as ``benchmarks/results/<name>-<UTC time>.json`` and print
+    its summary table (every benchmark reports the same way)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    if summary_text is not None:
+        print()
+        print(summary_text)
+        print()
+    print(f"results: {path}")
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Records service vs. hand-written Core")
     ap.add_argument("--db", choices=["sqlite", "postgresql"], required=True)
@@ -589,13 +604,7 @@ def main(argv: list[str] | None = None) -> None:
         args.pages, args.warmup = min(args.pages, 40), min(args.warmup, 5)
     args.rows = args.rows or 1_000_000
     results = run(args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"{args.db}-{args.rows}-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2, default=str))
-    print()
-    print(summary(results))
-    print(f"\nresults: {path}")
+    write_results(f"{args.db}-{args.rows}", results, summary(results))
 
 
 if __name__ == "__main__":

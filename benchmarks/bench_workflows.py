@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import random
 import statistics
@@ -56,7 +55,7 @@ from cubebase.workflows.engine import install
 from cubebase.workflows.inbox import FILTERS, inbox
 from cubebase.workflows.models import Instance, Task, Workflow, WorkflowVersion
 
-from .bench_records import RESULTS, Env, _pct, bench_env
+from .bench_records import Env, _pct, bench_env, write_results
 
 WORKFLOW = """
 workflows:
@@ -500,13 +499,7 @@ def main(argv: list[str] | None = None) -> None:
     args.heavy = args.heavy if args.heavy is not None else args.instances // 50
     args.engine_starts = min(args.engine_starts, args.instances - args.heavy)
     results = run(args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"workflows-{args.db}-{args.instances}-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2, default=str))
-    print()
-    print(summary(results))
-    print(f"\nresults: {path}")
+    write_results(f"workflows-{args.db}-{args.instances}", results, summary(results))
 
 
 if __name__ == "__main__":
