@@ -80,16 +80,22 @@ class Access:
         """What a statement template built under these rights depends on besides the
         user id (a bound parameter): the role set, and the day for rules reading
         TODAY(). None when a rule reads NOW() (built per request)."""
+        roles = frozenset(self.actor.roles)
         if self.unlimited:
-            return ("all", frozenset(self.actor.roles))
-        day = None
-        for stored in self._rule_sources(table):
-            uses = context_uses(self._checked(table, stored, "Permission rule"))
-            if "now" in uses:
-                return None
-            if "today" in uses:
-                day = self.service.formulas.now().date()
-        return (frozenset(self.actor.roles), day)
+            return ("all", roles)
+        # what the rules read, once per schema snapshot, table and role set (every
+        # list and get asks)
+        key = ("rule_uses", table.id, roles)
+        uses = self.service.schema.formula_cache.get(key)
+        if uses is None:
+            uses = frozenset()
+            for stored in self._rule_sources(table):
+                uses |= context_uses(self._checked(table, stored, "Permission rule"))
+            self.service.schema.formula_cache[key] = uses
+        if "now" in uses:
+            return None
+        day = self.service.formulas.now().date() if "today" in uses else None
+        return (roles, day)
 
     def _rule_sources(self, table: Table):
         for rule in self.rules(table):
@@ -231,10 +237,13 @@ class Access:
                     [{"field": field_key}],
                 )
 
-    def check_field_readable(self, table: Table, field_key: str, what: str) -> None:
+    def check_field_readable(
+        self, table: Table, field_key: str, what: str, use: str = "filter or sort by"
+    ) -> None:
+        """A field a filter, sort or aggregate names must be readable on every record."""
         always, sometimes = self.hidden_fields(table)
         if field_key in always or field_key in sometimes:
-            raise BadRequest(f"{what}: you cannot filter or sort by `{field_key}`")
+            raise BadRequest(f"{what}: you cannot {use} `{field_key}`")
 
     # --- the interpreter, one record ------------------------------------------------
     def eval_context(self) -> F.EvalContext:
@@ -330,15 +339,18 @@ class Access:
                 raise Forbidden(problems[0]["message"].capitalize(), problems)
             raise Forbidden(f"{len(problems)} of the records may not be added", problems)
 
+    def check_may_update(self, table: Table, before: Mapping[str, Any]) -> None:
+        """Before anything else of an update: a role may update the record as it is."""
+        if not self.allows(table, "update", before):
+            raise Forbidden(f"You may not change this {singular(table)}")
+
     def check_update(
         self, table: Table, before: Mapping[str, Any], changed: Mapping[str, Any]
     ) -> None:
-        """Before the change: a role may update the record, and the changed fields.
-        After it: the actor can still read and update it."""
+        """After ``check_may_update``: the changed fields may be written on the record
+        as it was, and after the change the actor can still read and update it."""
         if self.unlimited:
             return
-        if not self.allows(table, "update", before):
-            raise Forbidden(f"You may not change this {singular(table)}")
         denied = self._denied_fields(table, set(changed), before, "update")
         if denied:
             raise Forbidden(

@@ -81,6 +81,7 @@ class Dependents:
         self.stored: dict[tuple[str, str], Field] = {}
         self.checked: dict[tuple[str, str], F.CheckedFormula] = {}
         self.by_table: dict[str, list[Dependency]] = {}
+        self._links: dict[str, frozenset[str]] = {}
         for t in schema.tables.values():
             for f in t.fields.values():
                 if f.type == "formula" and f.column_name is not None:
@@ -126,9 +127,16 @@ class Dependents:
     def of_table(self, table_key: str) -> list[Dependency]:
         return self.by_table.get(table_key, [])
 
-    def link_fields(self, table_key: str) -> set[str]:
+    def link_fields(self, table_key: str) -> frozenset[str]:
         """Fields of ``table_key`` that some path goes through: changing one moves
-        rows out of paths, so the rows reached before the change count too."""
+        rows out of paths, so the rows reached before the change count too (worked
+        out once per table and snapshot: every update asks)."""
+        hit = self._links.get(table_key)
+        if hit is None:
+            hit = self._links[table_key] = frozenset(self._link_fields(table_key))
+        return hit
+
+    def _link_fields(self, table_key: str) -> set[str]:
         out = set()
         for deps in self.by_table.values():
             for d in deps:

@@ -426,10 +426,16 @@ class SchemaRegistry:
     def get(self, session: Session) -> Schema:
         """The schema as of the session's transaction: its version is read once per
         transaction (a request that loads the user, then lists, asks once)."""
+        seen = self._seen(session)
+        return seen if seen is not None else self.at_version(session, self.current_version(session))
+
+    @staticmethod
+    def _seen(session: Session) -> Schema | None:
+        """The schema this transaction already read, if any."""
         seen = session.info.get(_SEEN)
         if seen is not None and session.in_transaction() and seen[0] is session.get_transaction():
             return seen[1]
-        return self.at_version(session, self.current_version(session))
+        return None
 
     def cached(self) -> Schema | None:
         """The last schema loaded (maybe stale): for statements that read the schema
@@ -449,10 +455,8 @@ class SchemaRegistry:
     def note_version(self, session: Session, version: int) -> Schema:
         """The schema version was read along with something else: remember the schema
         for the transaction, unless it already has one."""
-        seen = session.info.get(_SEEN)
-        if seen is not None and session.in_transaction() and seen[0] is session.get_transaction():
-            return seen[1]
-        return self.at_version(session, int(version or 0))
+        seen = self._seen(session)
+        return seen if seen is not None else self.at_version(session, int(version or 0))
 
     @staticmethod
     def version_column() -> sa.ScalarSelect:

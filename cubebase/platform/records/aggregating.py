@@ -115,7 +115,7 @@ class Aggregating:
         f = table.fields.get(key) if isinstance(key, str) else None
         if f is None or f.link_kind in ("many", "reverse", "reverse_many"):
             raise BadRequest(f"Cannot {what} `{key}`: table `{table.key}` has no such field")
-        self.access.check_field_readable(table, f.key, what.capitalize())
+        self.access.check_field_readable(table, f.key, what.capitalize(), "group or measure")
         return f
 
     def _aggregate_expr(self, table: Table, f: Field) -> sa.ColumnElement:

@@ -144,8 +144,7 @@ class Writing:
             raise self._conflict(table, current)
         before = {"id": current.id, **current.values}
         self.access.check_not_locked(table, before)
-        if not self.access.unlimited and not self.access.allows(table, "update", before):
-            raise Forbidden(f"You may not change this {singular(table)}")
+        self.access.check_may_update(table, before)
         new, problems = self._prepare(table, values, current)
         problems += self._check_links_and_unique(table, [new], current.id, True, 0)
         if problems:
