@@ -137,11 +137,7 @@ class Writing:
         the fields changed, and when after the change the actor could no longer read
         or change it (see ``access.py``)."""
         table = self.table(table_key)
-        current = self._fetch(table, record_id_of(record_id, table), whole=True)
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-            raise BadRequest("version must be a whole number")
-        if version is not None and version != current.version:
-            raise self._conflict(table, current)
+        current = self._current(table, record_id, version)
         before = {"id": current.id, **current.values}
         self.access.check_not_locked(table, before)
         self.access.check_may_update(table, before)
@@ -197,13 +193,19 @@ class Writing:
     def delete(self, table_key: str, record_id: Any, *, version: int | None = None) -> None:
         """Move a record to the trash (restore brings it back)."""
         table = self.table(table_key)
+        current = self._current(table, record_id, version)
+        self._check_delete(table, current)
+        self._set_deleted(table, current, deleted=True)
+
+    def _current(self, table: Table, record_id: Any, version: int | None) -> Record:
+        """The whole record a write starts from; with ``version``, a record changed
+        since is a conflict."""
         current = self._fetch(table, record_id_of(record_id, table), whole=True)
         if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
             raise BadRequest("version must be a whole number")
         if version is not None and version != current.version:
             raise self._conflict(table, current)
-        self._check_delete(table, current)
-        self._set_deleted(table, current, deleted=True)
+        return current
 
     def _check_delete(self, table: Table, current: Record) -> None:
         record = {"id": current.id, **current.values}

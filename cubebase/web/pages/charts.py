@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
 from ...formula import types as ft
@@ -39,9 +39,15 @@ from ...platform.listing import Condition
 from ...platform.models import Role
 from ...platform.records import MAX_PAGE, FormulaFilter, RecordsService
 from ...platform.schema import Field, Table
-from ...platform.schema_changes import RULE_KEYS
 from . import bp
-from .common import LinkLabels, column_fields, service, visible_table, visible_tables
+from .common import (
+    LinkLabels,
+    column_fields,
+    save_table_setting,
+    service,
+    visible_table,
+    visible_tables,
+)
 from .grid import _problem
 from .views import parse_view
 
@@ -406,21 +412,8 @@ def chart(table: str):
     )
 
 
-def _settings(t: Table) -> dict[str, Any]:
-    return {k: v for k, v in (t.config or {}).items() if k not in RULE_KEYS}
-
-
 def _save_charts(t: Table, charts: list[dict[str, Any]]) -> None:
-    """Write the table's chart list (its other settings kept) as a schema change."""
-    platform = current_app.extensions["cubebase"]
-    config = _settings(t)
-    if charts:
-        config["charts"] = charts
-    else:
-        config.pop("charts", None)
-    g.db.rollback()  # the request's session holds nothing to keep; free SQLite's lock
-    with platform.schema_editor() as editor:
-        editor.update_table(t.key, config=config)
+    save_table_setting(t, "charts", charts)
 
 
 @bp.post("/t/<table>/charts")
@@ -445,7 +438,7 @@ def save_chart(table: str):
     stored = None
     if source:
         stored, _ = formulas.store(svc.schema, t.key, source, "The chart's filter", ft.BOOLEAN)
-    existing = list(_settings(t).get("charts") or [])
+    existing = list(t.config.get("charts") or [])
     base = KEY_RE.sub("_", label.lower()).strip("_")[:40] or "chart"
     key, n = base, 2
     while any(c.get("key") == key for c in existing):
@@ -475,7 +468,7 @@ def delete_chart(table: str, key: str):
         abort(403)
     if not ChartForm().validate_on_submit():
         abort(400)
-    charts = list(_settings(t).get("charts") or [])
+    charts = list(t.config.get("charts") or [])
     kept = [c for c in charts if c.get("key") != key]
     if len(kept) == len(charts):
         raise NotFound("There is no such chart")

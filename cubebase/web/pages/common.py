@@ -15,6 +15,7 @@ from ...platform.errors import NotFound
 from ...platform.listing import Condition
 from ...platform.records import MAX_PAGE, Record, RecordsService
 from ...platform.schema import Field, Table
+from ...platform.schema_changes import RULE_KEYS
 
 SYSTEM_TYPES = frozenset({"created_at", "created_by", "updated_at", "updated_by"})
 LINKISH = frozenset({"one", "many"})
@@ -166,3 +167,16 @@ def input_text(f: Field, value: Any) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
+
+
+def save_table_setting(t: Table, name: str, value: list | None) -> None:
+    """Replace one of a table's settings (charts, shared views; the rest kept) as a
+    schema change; an empty value removes it."""
+    config = {k: v for k, v in (t.config or {}).items() if k not in RULE_KEYS}
+    if value:
+        config[name] = value
+    else:
+        config.pop(name, None)
+    g.db.rollback()  # the request's session holds nothing to keep; frees SQLite's lock
+    with current_app.extensions["cubebase"].schema_editor() as editor:
+        editor.update_table(t.key, config=config)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, g, redirect, url_for
+from flask import abort, flash, g, redirect, url_for
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, Length
@@ -24,9 +24,8 @@ from ...platform import formulas
 from ...platform.errors import BadRequest
 from ...platform.models import SavedView
 from ...platform.schema import Table
-from ...platform.schema_changes import RULE_KEYS
 from . import bp
-from .common import commit, service, visible_table
+from .common import commit, save_table_setting, service, visible_table
 
 STATE_KEYS = ("fields", "sort", "filter", "q", "group")
 MAX_VIEWS = 50  # personal views per user and table
@@ -123,11 +122,7 @@ def _save_shared(t: Table, label: str, state: dict[str, str]) -> None:
         )
     if state.get("sort"):
         view["sort"] = state["sort"]
-    config = {k: v for k, v in (t.config or {}).items() if k not in RULE_KEYS}
-    config["views"] = [*(config.get("views") or []), view]
-    g.db.rollback()  # nothing to keep in the request's session; frees SQLite's lock
-    with current_app.extensions["cubebase"].schema_editor() as editor:
-        editor.update_table(t.key, config=config)
+    save_table_setting(t, "views", [*(t.config.get("views") or []), view])
 
 
 def _key(label: str, t: Table) -> str:
@@ -168,12 +163,6 @@ def delete_shared_view(table: str, key: str):
     kept = [v for v in views if v.get("key") != key]
     if len(kept) == len(views):
         abort(404)
-    config = {k: v for k, v in (t.config or {}).items() if k not in RULE_KEYS}
-    config["views"] = kept
-    if not kept:
-        del config["views"]
-    g.db.rollback()
-    with current_app.extensions["cubebase"].schema_editor() as editor:
-        editor.update_table(t.key, config=config)
+    save_table_setting(t, "views", kept)
     flash("The shared view was deleted.", "success")
     return redirect(url_for("pages.grid", table=t.key))
