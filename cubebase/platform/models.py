@@ -157,3 +157,33 @@ class SavedView(Base):
     label: Mapped[str] = mapped_column(String(200))
     state: Mapped[JsonDict] = mapped_column(default=dict)
     created_at: Mapped[datetime]
+
+
+class Report(Base):
+    """A report (the app format's `reports:`): a list or a grouped summary of one
+    table's records, always run as the viewer. ``definition`` holds its formulas in
+    stored form (field ids), so renaming a field or the table keeps the report."""
+
+    __tablename__ = "cb_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    app: Mapped[str | None] = mapped_column(String(64))
+    table_id: Mapped[int] = mapped_column(Integer, index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[JsonDict] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Dashboard(Base):
+    """A dashboard (the app format's `dashboards:`): charts and tables of reports,
+    shown to the roles it names."""
+
+    __tablename__ = "cb_dashboards"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    app: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[JsonDict] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

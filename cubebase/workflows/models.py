@@ -153,3 +153,41 @@ class Notification(Base):
     # none: no SMTP configured; pending: to send; sending: claimed; sent
     email_status: Mapped[str] = mapped_column(String(16), default="none")
     sent_at: Mapped[datetime | None]
+
+
+class Automation(Base):
+    """An automation (the app format's `automations:`): a trigger (a record event on
+    ``table_id``, or a schedule) and actions run by the system through the records
+    service. ``definition`` holds its formulas in stored form (field ids);
+    ``next_run_at`` is when a scheduled automation is due next."""
+
+    __tablename__ = "cb_automations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    app: Mapped[str | None] = mapped_column(String(64))
+    table_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    definition: Mapped[JsonDict] = mapped_column(default=dict)
+    next_run_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AutomationRun(Base):
+    """One run of an automation on one record (``record_id`` 0: none) for one
+    ``slot`` (the event or the schedule's due time): unique, so a job that runs twice
+    acts once."""
+
+    __tablename__ = "cb_automation_runs"
+    __table_args__ = (
+        UniqueConstraint("automation_id", "record_id", "slot", name="uq_cb_automation_runs_once"),
+        Index("ix_cb_automation_runs_recent", "automation_id", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    automation_id: Mapped[int] = mapped_column(Integer)
+    record_id: Mapped[int] = mapped_column(BigInteger)
+    slot: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # done failed skipped
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
