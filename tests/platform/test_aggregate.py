@@ -17,6 +17,7 @@ def build_aggregate_rules(platform) -> None:
         add_role(ed, "sales")
         ed.set_permissions("deals", [{"role": "sales", "read": 'stage != "lost"'}])
         ed.set_field_permissions("deals", "closed_on", [{"role": "sales", "read": "FALSE"}])
+        ed.add_field("deals", {"key": "signed_at", "type": "datetime"})
 
 
 pytestmark = pytest.mark.schema.with_args(build_aggregate_rules)
@@ -105,3 +106,104 @@ def test_wrong_aggregates_are_clear_errors(records, deals):
 def test_more_groups_than_the_limit_say_so(records, deals):
     result = records.aggregate("deals", group_by="closed_on", limit=2)
     assert len(result.rows) == 2 and result.more
+
+
+def test_two_groups_with_a_month_grain_sorted_by_a_measure(records, deals):
+    result = records.aggregate(
+        "deals",
+        group_by=["closed_on:month", "stage"],
+        measures=[("count", None), ("sum", "amount")],
+    )
+    rows = [(r["group"], r["group2"], r["count"], r["sum:amount"]) for r in result.rows]
+    assert rows == [
+        (None, None, 1, Decimal("1")),  # blanks first, select options in their order
+        (None, "new", 1, 0),
+        (date(2026, 1, 1), "new", 1, Decimal("10.5")),
+        (date(2026, 1, 1), "lost", 1, Decimal("7")),
+        (date(2026, 2, 1), "won", 1, Decimal("100")),
+        (date(2026, 3, 1), "won", 1, Decimal("250.25")),
+    ]
+    top = records.aggregate(
+        "deals", group_by="stage", measures=[("sum", "amount")], sort="-sum:amount", limit=2
+    )
+    assert [(r["group"], r["sum:amount"]) for r in top.rows] == [
+        ("won", Decimal("350.25")),
+        ("new", Decimal("10.5")),
+    ]
+    assert top.more
+    by_stage = records.aggregate("deals", group_by="stage", sort="-stage").rows
+    assert [r["group"] for r in by_stage] == ["lost", "won", "new", None]
+
+
+@pytest.mark.parametrize(
+    "grain,expected",
+    [
+        ("day", [date(2026, 1, 5), date(2026, 1, 9), date(2026, 2, 1), date(2026, 3, 1)]),
+        ("week", [date(2026, 1, 5), date(2026, 1, 26), date(2026, 2, 23)]),
+        ("quarter", [date(2026, 1, 1)]),
+        ("year", [date(2026, 1, 1)]),
+    ],
+)
+def test_date_grains(records, deals, grain, expected):
+    rows = records.aggregate("deals", group_by=f"closed_on:{grain}").rows
+    assert [r["group"] for r in rows if r["group"] is not None] == expected
+
+
+def test_a_datetime_groups_by_the_workspace_day_and_month(records, deals, engine, tmp_path):
+    """23:30 UTC on 31 January is already 1 February in Paris (and 00:30 UTC on 1 July
+    is 02:30 in summer time): grouped in the workspace's zone."""
+    c = deals
+    records.bulk_create(
+        "deals",
+        [
+            {"customer": c, "signed_at": "2026-01-31T23:30:00Z"},
+            {"customer": c, "signed_at": "2026-01-31T22:30:00Z"},
+            {"customer": c, "signed_at": "2026-06-30T21:30:00Z"},
+            {"customer": c, "signed_at": "2026-06-30T22:30:00Z"},
+        ],
+    )
+    records.session.commit()
+    utc = records.aggregate("deals", group_by="signed_at:month").rows
+    assert [(r["group"], r["count"]) for r in utc] == [
+        (None, 6),
+        (date(2026, 1, 1), 2),
+        (date(2026, 6, 1), 2),
+    ]
+    from cubebase.platform.config import Config
+    from cubebase.platform.core import Platform
+
+    url = engine.url.render_as_string(hide_password=False)
+    paris = Platform(
+        Config(database_url=url, data_dir=tmp_path, timezone="Europe/Paris"), engine=engine
+    )
+    with paris.session() as s:
+        svc = paris.records(s, records.actor)
+        months = svc.aggregate("deals", group_by="signed_at:month").rows
+        days = svc.aggregate("deals", group_by="signed_at:day").rows
+    assert [(r["group"], r["count"]) for r in months] == [
+        (None, 6),
+        (date(2026, 1, 1), 1),  # 23:30 Paris
+        (date(2026, 2, 1), 1),  # 00:30 Paris
+        (date(2026, 6, 1), 1),  # 23:30 Paris in summer time
+        (date(2026, 7, 1), 1),  # 00:30 Paris
+    ]
+    assert [r["group"] for r in days][1:] == [
+        date(2026, 1, 31),
+        date(2026, 2, 1),
+        date(2026, 6, 30),
+        date(2026, 7, 1),
+    ]
+
+
+def test_wrong_groups_are_clear_errors(records, deals):
+    for kwargs, text in [
+        ({"group_by": "amount:month"}, "only dates can be"),
+        ({"group_by": "closed_on:fortnight"}, "Unknown grain"),
+        ({"group_by": "signed_at"}, "give a grain"),
+        ({"group_by": ["stage", "closed_on:month", "customer"]}, "at most 2"),
+        ({"group_by": ["stage", "stage"]}, "twice"),
+        ({"group_by": "stage", "sort": "-amount"}, "Cannot sort by `amount`"),
+    ]:
+        with pytest.raises(BadRequest) as err:
+            records.aggregate("deals", **kwargs)
+        assert text in err.value.message, kwargs
