@@ -17,6 +17,8 @@ from ..errors import (
     ValidationError,
 )
 from ..schema import Table
+from ..table_indexes import unique_indexes
+from .unique_together import index_problems
 
 COPY_MIN_ROWS = 100  # PostgreSQL: from this many rows, COPY beats a pipelined executemany
 
@@ -116,6 +118,10 @@ class IntegrityGuard:
         if exc_type is None or not issubclass(exc_type, IntegrityError):
             return False
         text = str(exc.orig)
+        for ix in unique_indexes(self.table):
+            columns = ", ".join(f"{self.table.sql.name}.{f.column_name}" for f in ix.fields)
+            if ix.name in text or columns in text:
+                raise ValidationError(index_problems(self.table, ix)) from None
         for f in self.table.fields.values():
             if f.unique and (
                 f"uq_t{self.table.id}_f{f.id}" in text

@@ -26,6 +26,7 @@ from ..models import Counter, HistoryEntry
 from ..schema import USERS, Table
 from .plans import TablePlan
 from .storage import null_context
+from .unique_together import unique_together_problems
 from .values import Record, as_list, record_id_of
 
 BULK_CHUNK = 2000
@@ -86,6 +87,7 @@ class Writing:
             prepared.append(out)
         # links and unique values of the fields that converted: every problem at once
         problems += self._check_links_and_unique(table, prepared, None, single, offset)
+        problems += unique_together_problems(self, table, prepared, None, single, offset)
         if problems:
             raise ValidationError(problems)
         if not self.access.unlimited:
@@ -143,6 +145,9 @@ class Writing:
         self.access.check_may_update(table, before)
         new, problems = self._prepare(table, values, current)
         problems += self._check_links_and_unique(table, [new], current.id, True, 0)
+        problems += unique_together_problems(
+            self, table, [{**current.values, **new}], current.id, True, 0, changed=set(new)
+        )
         if problems:
             raise ValidationError(problems)
         changed = {k: v for k, v in new.items() if current.values.get(k) != v}
@@ -220,6 +225,7 @@ class Writing:
         problems = self._check_links_and_unique(
             table, [current.values], current.id, True, 0, links=False
         )
+        problems += unique_together_problems(self, table, [current.values], current.id, True, 0)
         if problems:
             raise ConflictError(
                 "The record cannot be restored: "

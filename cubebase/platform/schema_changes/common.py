@@ -46,7 +46,9 @@ CONVERTIBLE = frozenset(
 )
 FIELD_ATTRS = ("key", "label", "type", "required", "unique", "default", "help")
 PREVIEW_ROWS = 20
-RULE_KEYS = frozenset({"validations", "permissions", "lock"})  # each has its own operation
+RULE_KEYS = frozenset(
+    {"validations", "permissions", "lock", "indexes"}
+)  # each has its own operation
 
 
 class DataLossError(ConflictError):

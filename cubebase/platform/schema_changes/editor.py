@@ -13,13 +13,15 @@ from ..schema import (
     bump_schema_version,
 )
 from .fields import FieldChanges
-from .indexes import IndexChanges
+from .indexes import IndexChanges, TableIndexChanges
 from .retype import TypeChanges
 from .rules import RuleChanges
 from .tables import TableChanges
 
 
-class SchemaEditor(TableChanges, FieldChanges, TypeChanges, RuleChanges, IndexChanges):
+class SchemaEditor(
+    TableChanges, FieldChanges, TypeChanges, RuleChanges, IndexChanges, TableIndexChanges
+):
     """Makes schema changes inside one transaction (see ``Platform.schema_editor``)."""
 
     def __init__(self, session: Session, platform):

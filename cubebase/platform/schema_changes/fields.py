@@ -242,6 +242,8 @@ class FieldChanges:
             self.ops.drop_table(table.junctions[f.id].name)
         elif f.column_name is not None:
             self._drop_indexes(table, f)
+            self._drop_table_indexes_with(table, f)
+            self._forget_table_indexes_with(table, f)
             if kind == "one" and self.dialect == "sqlite":
                 with self.ops.batch_alter_table(table.sql.name, recreate="always") as batch:
                     batch.drop_column(f.column_name)

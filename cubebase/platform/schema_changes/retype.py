@@ -71,6 +71,7 @@ class TypeChanges:
         table = self.schema.table(table_key)
         f = table.field(field_key)
         target = self._target_field(f, new_type, config or {})
+        self._check_still_indexable(table, f, new_type)
         preview, _, _ = self._convert_all(table, f, target)
         return preview
 
@@ -89,6 +90,7 @@ class TypeChanges:
         table = self.schema.table(table_key)
         f = table.field(field_key)
         target = self._target_field(f, new_type, config or {})
+        self._check_still_indexable(table, f, new_type)
         preview, converted, lost = self._convert_all(table, f, target)
         loss = preview.loss(f.key, new_type)
         if loss and not confirm:
@@ -96,6 +98,7 @@ class TypeChanges:
         old_col = f.column_name
         tmp = f"{old_col}_new"
         self._drop_indexes(table, f)
+        in_indexes = self._drop_table_indexes_with(table, f)
         self.ops.add_column(table.sql.name, sa.Column(tmp, target.ftype.column_type(target)))
         tmp_table = sa.table(
             table.sql.name, sa.column("id"), sa.column(tmp, target.ftype.column_type(target))
@@ -120,6 +123,7 @@ class TypeChanges:
         new_field = self.schema.table(table_key).field(f.key)
         if new_field.unique:
             self._create_indexes(self.schema.table(table_key), new_field)
+        self._recreate_table_indexes(self.schema.table(table_key), in_indexes)
         if lost:
             self._record_lost(table, f, lost, f"type changed from {f.type} to {new_type}")
         # stored formulas that read the field see the converted values
