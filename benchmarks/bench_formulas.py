@@ -25,6 +25,13 @@ with Core inserts (loading is not what is measured), then ANALYZEd.
    against the GROUP BY derived table a DBA writes (same rows checked).
 3. Interpreter: ``cubebase.formula.evaluate`` of a pre-checked 13-node formula
    over in-memory records, on one core.
+4. The page as the user receives it (``web``): ``GET /api/v1/tables/customers/records?
+   limit=50`` (JSON, a bearer token) and the grid page ``/t/customers`` with every
+   column chosen (``fields=``, HTML), each against the same request on the twin,
+   through the Flask test client in this process (the server's time: routing, the
+   caller, the list, JSON or the template; no network). Same pages as part 1 (by
+   cursor, from the start and from the middle), the sides take turns going first,
+   each pair of answers checked to hold the same records.
 
 PostgreSQL runs in a schema of its own, SQLite in a file under benchmarks/data/
 (both removed at the end; ``--keep`` keeps them). Results go to
@@ -36,7 +43,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import json
 import random
+import re
 import statistics
 import sys
 import time
@@ -44,6 +53,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -101,7 +111,7 @@ FORMULA_FIELDS: list[tuple[str, str]] = [
     ("won_commission", "ROUND(won_total * 0.04, 2)"),
 ]
 
-PARTS = ("page", "aggregate", "interpreter")
+PARTS = ("page", "aggregate", "interpreter", "web")
 INTERP_FORMULA = "IF(amount >= 100000, amount * 0.05, amount * 0.03) + LEN(name)"
 
 
@@ -742,6 +752,120 @@ def bench_interpreter(env: Env, evaluations: int, repeats: int, seed: int) -> di
     return out
 
 
+# --- 4. the page as the user receives it: REST API and grid ----------------------------
+
+
+def bench_web(env: Env, pages: int, warmup: int) -> dict:
+    """Server time of the API's list of 50 and of the grid page, with and without the
+    20 formula fields (the twin table), interleaved in this process."""
+    from cubebase.platform.users import create_token
+    from cubebase.web import create_app
+
+    p = env.platform
+    with p.session(write=True) as s, s.begin():
+        token = create_token(p, s, "admin@example.com", label="bench")
+    with p.session() as s:
+        schema = p.schema(s)
+        cols = {
+            key: [
+                f.key
+                for f in schema.table(key).data_fields()
+                if not f.system and f.link_kind not in ("reverse", "reverse_many")
+            ]
+            for key in ("customers", "customers_plain")
+        }
+        t = schema.table("customers").sql
+        ids = list(s.scalars(sa.select(t.c.id).order_by(t.c.id)))
+    assert len(cols["customers"]) == len(cols["customers_plain"]) + len(FORMULA_FIELDS)
+    app = create_app(p.config, p)
+    api = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
+    grid = app.test_client()
+    with grid.session_transaction() as sess:
+        sess["user_id"] = env.admin.user_id
+    # the pages of part 1: walked from the first row and from the middle
+    half = pages - pages // 2
+    mid = len(ids) // 2 - 1
+    afters = [None] + [ids[i * PAGE - 1] for i in range(1, half)]
+    afters += [ids[mid + i * PAGE] for i in range(pages // 2)]
+    cursors = [None if a is None else encode_cursor("", [a]) for a in afters]
+    row_re = re.compile(r'aria-label="Open record (\d+)"')
+
+    def api_side(key: str):
+        def side(cursor: str | None) -> tuple[float, list]:
+            url = f"/api/v1/tables/{key}/records?limit={PAGE}"
+            if cursor:
+                url += f"&cursor={cursor}"
+            t0 = time.perf_counter()
+            resp = api.get(url, headers=auth)
+            body = resp.get_data()
+            dt = time.perf_counter() - t0
+            if resp.status_code != 200:
+                raise AssertionError(f"{url}: {resp.status_code} {body[:200]!r}")
+            docs = json.loads(body)["records"]
+            return dt, [(d["id"], d["fields"]["email"], len(d["fields"])) for d in docs]
+
+        return side
+
+    def grid_side(key: str):
+        query = urlencode({"fields": ",".join(cols[key])})
+
+        def side(cursor: str | None) -> tuple[float, list]:
+            url = f"/t/{key}?{query}" + (f"&cursor={cursor}" if cursor else "")
+            t0 = time.perf_counter()
+            resp = grid.get(url)
+            body = resp.get_data(as_text=True)
+            dt = time.perf_counter() - t0
+            if resp.status_code != 200:
+                raise AssertionError(f"{url}: {resp.status_code}")
+            return dt, [int(i) for i in row_re.findall(body)]
+
+        return side
+
+    sides = {
+        "api_formulas": api_side("customers"),
+        "api_twin": api_side("customers_plain"),
+        "grid_formulas": grid_side("customers"),
+        "grid_twin": grid_side("customers_plain"),
+    }
+    lat: dict[str, list[float]] = {k: [] for k in sides}
+    order = list(sides)
+
+    def walk(cs: list[str | None], record: bool) -> None:
+        for i, cursor in enumerate(cs):
+            got = {}
+            k = i % len(order)
+            for name in order[k:] + order[:k]:  # rotate who goes first
+                dt, got[name] = sides[name](cursor)
+                if record:
+                    lat[name].append(dt)
+            ours, twin = got["api_formulas"], got["api_twin"]
+            if [r[:2] for r in ours] != [r[:2] for r in twin] or len(ours) != PAGE:
+                raise AssertionError("the API pages of the twin tables differ")
+            if any(a[2] != b[2] + len(FORMULA_FIELDS) for a, b in zip(ours, twin, strict=True)):
+                raise AssertionError("an API page misses formula values")
+            if got["grid_formulas"] != got["grid_twin"] or len(got["grid_formulas"]) != PAGE:
+                raise AssertionError("the grid pages of the twin tables differ")
+            if [r[0] for r in got["api_formulas"]] != got["grid_formulas"]:
+                raise AssertionError("the API and the grid show different records")
+
+    gc.collect()
+    walk(cursors[:warmup] + cursors[half : half + warmup], False)
+    gc.collect()
+    walk(cursors, True)
+    out: dict[str, Any] = {
+        "pages": len(lat["api_formulas"]),
+        "grid_columns": {k: len(v) for k, v in cols.items()},
+    }
+    for name, xs in lat.items():
+        out[name] = {"p50_ms": _ms(_pct(xs, 50)), "p95_ms": _ms(_pct(xs, 95))}
+    for kind in ("api", "grid"):
+        a, b = lat[f"{kind}_formulas"], lat[f"{kind}_twin"]
+        out[f"{kind}_ratio_p50"] = round(_pct(a, 50) / _pct(b, 50), 2)
+        out[f"{kind}_ratio_p95"] = round(_pct(a, 95) / _pct(b, 95), 2)
+    return out
+
+
 # --- main ----------------------------------------------------------------------
 
 
@@ -786,6 +910,15 @@ def run(args: argparse.Namespace) -> dict:
                     f"ours p50 {r['ours']['p50_ms']} ms p95 {r['ours']['p95_ms']} ms, "
                     f"hand p50 {r['hand']['p50_ms']} ms p95 {r['hand']['p95_ms']} ms, "
                     f"ratio p50 {r['ratio_p50_ours']} p95 {r['ratio_p95_ours']}",
+                    flush=True,
+                )
+            elif part == "web":
+                r = bench_web(env, args.pages, args.warmup)
+                print(
+                    f"  API list of {PAGE}: p50 {r['api_formulas']['p50_ms']} ms, twin "
+                    f"{r['api_twin']['p50_ms']} ms, ratio {r['api_ratio_p50']}; grid page: p50 "
+                    f"{r['grid_formulas']['p50_ms']} ms, twin {r['grid_twin']['p50_ms']} ms, "
+                    f"ratio {r['grid_ratio_p50']}",
                     flush=True,
                 )
             else:
@@ -846,6 +979,19 @@ def summary(results: dict) -> str:
             f"| interpreter, {r['nodes']}-node formula, evaluations/s (wall; per CPU second) | "
             f"{r['no_context']['per_s_p50']:,}; {r['no_context']['per_cpu_s_p50']:,} | |"
         )
+    if "web" in results:
+        r = results["web"]
+        for kind, label in (("api", "API list of 50 (JSON)"), ("grid", "grid page, every column")):
+            for side in ("formulas", "twin"):
+                x = r[f"{kind}_{side}"]
+                lines.append(
+                    f"| {label}, {'20 formula fields' if side == 'formulas' else 'twin'}, ms "
+                    f"| {x['p50_ms']:.2f} | {x['p95_ms']:.2f} |"
+                )
+            lines.append(
+                f"| ratio {label} formulas / twin | {r[f'{kind}_ratio_p50']:.2f} "
+                f"| {r[f'{kind}_ratio_p95']:.2f} |"
+            )
     lines += [
         "",
         f"load average (1/5/15 min) at start {results['load_average_at_start']}, "
@@ -865,11 +1011,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threshold", type=int, default=50_000, help="won_total > threshold")
     ap.add_argument("--evaluations", type=int, default=200_000, help="interpreter calls per run")
     ap.add_argument("--repeats", type=int, default=7, help="interpreter runs")
-    ap.add_argument("--only", help="comma list of parts: page,aggregate,interpreter")
+    ap.add_argument("--only", help="comma list of parts: page,aggregate,interpreter,web")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--quick", action="store_true", help="a smoke run: 10,000 customers")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    ap.add_argument("--profile", choices=["page", "aggregate", "interpreter"])
+    ap.add_argument("--profile", choices=list(PARTS))
     ap.add_argument(
         "--old-aggregates",
         action="store_true",
