@@ -45,6 +45,7 @@ _GROUPABLE = frozenset(
         "autonumber",
     }
 )
+GROUPABLE, NUMERIC, DATES = _GROUPABLE, _NUMERIC, _DATES  # for reports.py
 GROUP_KEYS = ("group", "group2")  # the row keys of the first and the second group
 
 
