@@ -38,12 +38,12 @@ from wtforms import SelectField
 
 from ...platform.errors import CubebaseError, ValidationError
 from ...platform.fieldtypes import ConversionError
-from ...platform.listing import Condition
-from ...platform.records import MAX_PAGE, RecordsService
+from ...platform.records import RecordsService
 from ...platform.schema import Field, Table
 from ...platform.users import load_actor
 from . import bp
-from .common import always_visible, readable, service, visible_fields, visible_table
+from .common import service, visible_fields, visible_table
+from .importmatch import DUPLICATE, LinkNames, find_duplicates, link_names, matchable
 from .importstore import new_id, store_of
 
 log = logging.getLogger(__name__)
@@ -278,48 +278,30 @@ def convert_rows(
     return values, problems
 
 
-def _link_names(svc: RecordsService, mapping, rows) -> dict[str, dict[str, list[int]]]:
-    """For link columns given by name: display name (lowercase) -> ids, per target."""
-    out: dict[str, dict[str, list[int]]] = {}
+def _link_names(svc: RecordsService, mapping, rows) -> dict[str, LinkNames]:
+    """For link columns given by name (or another unique value of the target, such
+    as a user's e-mail): the target's records by those values, per target."""
+    out: dict[str, LinkNames] = {}
     for i, f in mapping:
         if f.link_kind not in ("one", "many") or f.target_key is None:
-            continue
-        target = svc.table(f.target_key)
-        shown = target.display_field
-        if (
-            not readable(svc, target)
-            or not shown
-            or shown not in {x.key for x in always_visible(svc, target)}
-        ):
             continue
         wanted: set[str] = set()
         for row in rows:
             parts = row[i + 1].split(",") if f.link_kind == "many" else [row[i + 1]]
             wanted.update(p.strip() for p in parts if p.strip() and not p.strip().isdigit())
-        found = out.setdefault(f.target_key, {})
-        ordered = sorted(wanted)
-        for start in range(0, len(ordered), MAX_PAGE):
-            chunk = ordered[start : start + MAX_PAGE]
-            cursor = None
-            while True:
-                page = svc.list(
-                    target.key,
-                    where=Condition(shown, "in", chunk),
-                    limit=MAX_PAGE,
-                    cursor=cursor,
-                    fields=[shown],
-                )
-                for rec in page.records:
-                    name = str(rec.values.get(shown) or "").strip().lower()
-                    found.setdefault(name, []).append(rec.id)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+        found = link_names(svc, svc.table(f.target_key), wanted)
+        if f.target_key in out:
+            for name, ids in found.ids.items():
+                for rec_id in ids:
+                    out[f.target_key].add(name, rec_id)
+        else:
+            out[f.target_key] = found
     return out
 
 
-def _link_value(f: Field, text: str, names: dict[str, dict[str, list[int]]]) -> Any:
-    found = names.get(f.target_key or "", {})
+def _link_value(f: Field, text: str, names: dict[str, LinkNames]) -> Any:
+    known = names.get(f.target_key or "") or LinkNames()
+    found = known.ids
     parts = [p.strip() for p in text.split(",")] if f.link_kind == "many" else [text.strip()]
     ids: list[Any] = []
     for p in parts:
@@ -330,7 +312,7 @@ def _link_value(f: Field, text: str, names: dict[str, dict[str, list[int]]]) -> 
             continue
         hits = found.get(p.lower(), [])
         if not hits:
-            raise ConversionError(f"no record is named `{p[:60]}`")
+            raise ConversionError(f"no record {known.how} `{p[:60]}`")
         if len(hits) > 1:
             raise ConversionError(f"{len(hits)} records are named `{p[:60]}`; give its id")
         ids.append(hits[0])
@@ -348,6 +330,7 @@ def check_rows(
             svc = platform.records(session, actor)
             table = svc.table(table_key)
             values, problems = convert_rows(svc, table, state)
+            find_duplicates(svc, table, state.get("match", []), state["rows"], values, problems)
             general: list[str] = []
             try:
                 svc.bulk_create(table.key, values)
@@ -457,10 +440,11 @@ def import_step(import_id: str):
     ]
     bad_rows = sorted(problems)
     duplicates = [
-        (r, t.fields[k], m)
+        (r, t.fields.get(k), m)
         for r in bad_rows
         for k, m in problems[r].items()
-        if k in t.fields and t.fields[k].unique and ("twice" in m or "already used" in m)
+        if k == DUPLICATE
+        or (k in t.fields and t.fields[k].unique and ("twice" in m or "already used" in m))
     ]
     return render_template(
         "pages/import.html",
@@ -469,6 +453,7 @@ def import_step(import_id: str):
         import_id=import_id,
         state=state,
         fields=fields,
+        matchable=matchable(fields),
         mapped=mapped,
         missing=missing,
         rows=state["rows"],
@@ -496,6 +481,8 @@ def import_map(import_id: str):
         key = request.form.get(f"map.{i}", "")
         mapping.append(key if key in allowed and key not in mapping else "")
     state["mapping"] = mapping
+    comparable = {f.key for f in matchable(importable_fields(svc, t))}
+    state["match"] = [k for k in request.form.getlist("match") if k in comparable and k in mapping]
     state["mapped"] = any(mapping)
     if not state["mapped"]:
         flash("Map at least one column to a field.", "error")
@@ -600,6 +587,7 @@ def run_import(platform, import_id: str) -> dict[str, Any]:
             svc = platform.records(session, actor)
             table = svc.table(state["table"])
             values, problems = convert_rows(svc, table, state)
+            find_duplicates(svc, table, state.get("match", []), state["rows"], values, problems)
             if problems:
                 session.rollback()
                 return _failed(report, state, problems)
