@@ -52,6 +52,7 @@ def _first_line(exc: BaseException | None) -> str:
 
 def make_platform(db: str | None = None):
     from .platform.core import Platform
+    from .workflows.automations import install as install_automations
     from .workflows.engine import install
 
     config = Config.from_env(database_url=db)
@@ -59,6 +60,7 @@ def make_platform(db: str | None = None):
         config.data_dir.mkdir(parents=True, exist_ok=True)
     platform = Platform(config)
     install(platform)  # workflows take part in every command's writes and renames
+    install_automations(platform)  # and automations in every command's writes
     return platform
 
 

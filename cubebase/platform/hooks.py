@@ -16,6 +16,8 @@ WriteHook = Callable[..., Any]
 class RecordHooks:
     before_write: list[WriteHook] = field(default_factory=list)
     after_write: list[WriteHook] = field(default_factory=list)
+    # (service, table, record_id, values) once a record is in the trash, in its transaction
+    after_delete: list[WriteHook] = field(default_factory=list)
     # (schema, table, field) -> raise a CubebaseError to refuse deleting the field
     before_field_delete: list[Callable[..., Any]] = field(default_factory=list)
     # (session, old key, new key), in the rename's transaction: for what keeps table keys

@@ -20,6 +20,7 @@ from ..platform import formulas
 from ..platform.models import Role
 from ..platform.schema import USERS, Field, Schema, Table
 from . import ir
+from .automations_plan import live_automations
 from .loader import WORKFLOWS_DIR
 from .validate import APP_FIELDS, app_tables, app_user_fields
 
@@ -140,10 +141,13 @@ def live_app(schema: Schema, session, app_key: str | None) -> ir.AppSpec:
         specs.append(live_table(schema, schema.table(USERS), only_fields=user_fields))
     specs += [live_table(schema, t) for t in tables]
     workflows = live_workflows(schema, session, app_key)
+    automations = live_automations(schema, session, app_key)
     if app_key is None:  # every table: named after their app when they share one
         owners = {t.app for t in tables} - {None}
         app_key = owners.pop() if len(owners) == 1 else "app"
-    return ir.AppSpec(app=app_key, roles=roles, tables=specs, workflows=workflows)
+    return ir.AppSpec(
+        app=app_key, roles=roles, tables=specs, workflows=workflows, automations=automations
+    )
 
 
 def live_workflows(schema: Schema, session, app_key: str | None) -> list[ir.WorkflowSpec]:
@@ -218,7 +222,7 @@ def to_data(node: Any) -> Any:
                 continue  # (a flag is written when it differs from its default)
             if ir.marker(ir.unwrap_optional(ir.hints(type(node))[f.name])[0]) is ir.RULE:
                 value = {"TRUE": True, "FALSE": False}.get(value, value)
-            out[f.name] = to_data(value)
+            out[ir.yaml_key(f)] = to_data(value)
         shorthand = getattr(type(node), "__shorthand__", None)
         if shorthand and list(out) == [shorthand]:
             return out[shorthand]

@@ -98,16 +98,26 @@ NOT_UNIQUE = frozenset({"file", "formula", "boolean", "multi_select"})
 CALCULATED = frozenset({"formula", "autonumber"})
 
 # Sections of later issues: reserved keys, accepted only empty for now.
-LATER_SECTIONS = ("automations", "reports", "dashboards")
+LATER_SECTIONS = ("reports", "dashboards")
 
 
-def doc(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
-    """A dataclass field with its documentation (it goes into the JSON Schema)."""
+def doc(
+    text: str, default: Any = dataclasses.MISSING, *, metadata_key: str | None = None, **kw: Any
+) -> Any:
+    """A dataclass field with its documentation (it goes into the JSON Schema);
+    ``metadata_key``: its key in the files when that is a Python keyword."""
+    meta = {"doc": text} if metadata_key is None else {"doc": text, "key": metadata_key}
     if default is dataclasses.MISSING and "default_factory" not in kw:
-        return field(metadata={"doc": text}, **kw)
+        return field(metadata=meta, **kw)
     if "default_factory" in kw:
-        return field(metadata={"doc": text}, **kw)
-    return field(default=default, metadata={"doc": text}, **kw)
+        return field(metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+def yaml_key(f: dataclasses.Field) -> str:
+    """The key a field has in the files: its name, or ``metadata["key"]`` for a key
+    that is a Python keyword (an automation action's ``as``)."""
+    return f.metadata.get("key", f.name)
 
 
 def _where() -> Any:
@@ -349,6 +359,94 @@ class WorkflowFile(IRNode):
     where: dict = _where()
 
 
+# --- automations (their meaning is checked by cubebase.schema_defs.automations) ---------
+
+
+@dataclass
+class NotifySpec(IRNode):
+    """An in-app notification (and an e-mail when SMTP is set)."""
+
+    to: Formula | None = doc("a formula giving a user or a list of users", None)
+    role: Key | None = doc("or: every active user holding this role", None)
+    subject: Formula | None = doc(
+        "a formula giving the subject (Text); without it, the automation's label", None
+    )
+    body: Formula | None = doc("a formula giving the text (Text)", None)
+    where: dict = _where()
+
+
+@dataclass
+class SendReportSpec(IRNode):
+    """Run a report as each receiver (their rules apply) and notify them of it."""
+
+    report: Key = doc("the report's key")
+    to: Formula | None = doc("a formula giving a user or a list of users", None)
+    role: Key | None = doc("or: every active user holding this role", None)
+    where: dict = _where()
+
+
+@dataclass
+class AutomationActionSpec(IRNode):
+    """One action: exactly one of update, create, find_or_create, notify,
+    start_workflow, send_report."""
+
+    update: dict[str, Formula] | None = doc(
+        "change the triggering record: field -> formula over it", None
+    )
+    create: Key | None = doc("create a record in this table (with `values`)", None)
+    find_or_create: Key | None = doc(
+        "find a record of this table matching `match`, create it (with `match` and "
+        "`values`) when there is none",
+        None,
+    )
+    as_: Key | None = doc(
+        "find_or_create/create: later actions see the record as a link field of this name",
+        None,
+        metadata_key="as",
+    )
+    match: dict[str, Formula] | None = doc(
+        "find_or_create: field -> formula; the record whose fields equal all of them", None
+    )
+    values: dict[str, Formula] | None = doc(
+        "create/find_or_create: field -> formula (find_or_create: used only when creating)",
+        None,
+    )
+    notify: NotifySpec | None = doc("notify users", None)
+    start_workflow: Key | None = doc("start this workflow on the triggering record", None)
+    send_report: SendReportSpec | None = doc("send a report to users", None)
+    where: dict = _where()
+
+
+@dataclass
+class AutomationSpec(IRNode):
+    """An automation: on a record event or a schedule, run actions as the system."""
+
+    key: Key = doc("the automation's key")
+    label: str | None = doc("the name people see", None)
+    table: Key | None = doc(
+        "the table whose records trigger it (a schedule without a table runs its actions "
+        "once per due time)",
+        None,
+    )
+    on: Literal["create", "update", "change", "delete", "schedule"] = doc(
+        "the trigger: a record is created, updated, either (change), deleted; or a schedule",
+        kw_only=True,
+    )
+    schedule: str | None = doc(
+        "on: schedule: hourly | daily HH:MM | weekly mon HH:MM | monthly D HH:MM "
+        "(workspace time zone)",
+        None,
+    )
+    when: Formula | None = doc(
+        "a Boolean formula on the record: record events run when it becomes true (false "
+        "or no record before, true after); a schedule sweeps the records where it holds",
+        None,
+    )
+    enabled: bool = doc("false: kept but never run", True)
+    actions: list[AutomationActionSpec] = doc("what it does, in order", default_factory=list)
+    where: dict = _where()
+
+
 @dataclass
 class AppSpec(IRNode):
     """An app: the top of an app file (its tables may also live in files of their own)."""
@@ -360,8 +458,9 @@ class AppSpec(IRNode):
         "the app's workflows (also in workflow files: `workflows:` at their top)",
         default_factory=list,
     )
-    automations: list[Any] = doc(
-        "reserved for automations (not supported yet)", default_factory=list
+    automations: list[AutomationSpec] = doc(
+        "automations: actions on record events or schedules (docs/automations.md)",
+        default_factory=list,
     )
     reports: list[Any] = doc("reserved for reports (not supported yet)", default_factory=list)
     dashboards: list[Any] = doc("reserved for dashboards (not supported yet)", default_factory=list)
@@ -433,6 +532,10 @@ IR_CLASSES = (
     StepSpec,
     WorkflowSpec,
     WorkflowFile,
+    NotifySpec,
+    SendReportSpec,
+    AutomationActionSpec,
+    AutomationSpec,
 )
 
 
@@ -472,9 +575,9 @@ def _class_schema(cls: type) -> dict[str, Any]:
             d = getattr(d, d.__shorthand__)  # e.g. `start: manual`
         if d is not dataclasses.MISSING and d not in (None, []):
             schema["default"] = d
-        props[f.name] = schema
+        props[yaml_key(f)] = schema
         if is_required(f):
-            required.append(f.name)
+            required.append(yaml_key(f))
     out: dict[str, Any] = {
         "type": "object",
         "description": (cls.__doc__ or "").strip().splitlines()[0],

@@ -30,6 +30,7 @@ MAX_APP_BYTES = 20 * 1024 * 1024
 MAX_NODES = 500_000  # aliases can multiply a small file (a "billion laughs")
 YAML_SUFFIXES = (".yaml", ".yml")
 STR_TAG = "tag:yaml.org,2002:str"
+BOOL_TAG = "tag:yaml.org,2002:bool"
 WORKFLOWS_DIR = "workflows"  # an app folder's subfolder of workflow files
 
 
@@ -215,7 +216,7 @@ class _Walker:
         if not isinstance(node, MappingNode):
             self.error(node, path, f"expected a mapping of keys ({_doc_name(cls)})")
             return None
-        fields = {f.name: f for f in ir.ir_fields(cls)}
+        fields = {ir.yaml_key(f): f for f in ir.ir_fields(cls)}
         values: dict[str, Any] = {}
         where = {"": self.at(node, path)}
         ok = True
@@ -224,7 +225,9 @@ class _Walker:
             self._count()
             key = _key_text(knode)
             kpath = f"{path}.{key}" if path else str(key)
-            if key is None or knode.tag != STR_TAG:
+            if knode.tag == BOOL_TAG and key in fields and knode.style is None:
+                pass  # `on:` (an automation's trigger) is a YAML 1.1 true; a key here
+            elif key is None or knode.tag != STR_TAG:
                 if knode.tag == "tag:yaml.org,2002:merge":
                     self.error(knode, path, "`<<` merge keys are not supported; write keys out")
                 else:
@@ -241,19 +244,19 @@ class _Walker:
                 self.error(knode, kpath, self._unknown_key(cls, key, fields))
                 ok = False
                 continue
-            where[key] = self.at(knode, kpath)
-            value = self.value(ir.hints(cls)[key], vnode, kpath)
+            where[f.name] = self.at(knode, kpath)
+            value = self.value(ir.hints(cls)[f.name], vnode, kpath)
             if value is _BAD:
                 ok = False
                 continue
-            if value is None and not _optional(ir.hints(cls)[key]):
+            if value is None and not _optional(ir.hints(cls)[f.name]):
                 if ir.is_required(f):
                     self.error(vnode, kpath, "a value is needed")
                     ok = False
                 continue  # an empty list or flag written as blank: the default
-            values[key] = value
+            values[f.name] = value
         for name, f in fields.items():
-            if ir.is_required(f) and name not in values and name not in seen:
+            if ir.is_required(f) and f.name not in values and name not in seen:
                 self.error(node, path, f"`{name}` is missing ({f.metadata.get('doc', '')})")
                 ok = False
         if not ok:

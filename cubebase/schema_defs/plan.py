@@ -34,6 +34,7 @@ from ..platform.models import Role
 from ..platform.schema import USERS, Field, Schema, Table
 from ..platform.schema_changes import RULE_KEYS, DataLossError, SchemaEditor
 from . import ir
+from .automations_plan import plan_automations
 from .errors import AppFileError, Problem
 from .export import default_label, exported_fields
 from .validate import (
@@ -230,6 +231,7 @@ class _Builder:
         self.users_bookkeeping()
         self.seeds()
         self.workflows()
+        plan_automations(self)
 
     # --- roles ---------------------------------------------------------------------
     def roles(self) -> None:

@@ -26,6 +26,7 @@ from ..platform.schema import USERS, Field, Schema, Table
 from ..platform.schema_changes import CONVERTIBLE, RESERVED_KEYS
 from ..platform.users import USERS_FIELDS
 from . import ir
+from .automations_plan import check_app_automations
 from .errors import Problems
 from .loader import did_you_mean
 
@@ -49,6 +50,7 @@ class Resolved:
     roles: dict[str, str] = field(default_factory=dict)  # every role after apply: key -> label
     clashes: list[tuple] = field(default_factory=list)  # (table, field) whose related_name is taken
     workflows: list = field(default_factory=list)  # workflows.definitions.Compiled, on `virtual`
+    automations: list = field(default_factory=list)  # automations.CompiledAutomation
 
     def live_field(self, table_key: str, field_key: str) -> Field | None:
         return self.fields.get((table_key, field_key))
@@ -73,6 +75,7 @@ def resolve(app: ir.AppSpec, live: Schema, live_roles: dict[str, str]) -> Resolv
     res.virtual = _virtual_schema(res)
     _check_meaning(res, problems)
     res.workflows = _check_workflows(res, problems)
+    res.automations = check_app_automations(res, problems)
     problems.raise_if_any()
     return res
 

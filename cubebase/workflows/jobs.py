@@ -307,12 +307,15 @@ def _send(smtp: dict, to: str, subject: str, body: str) -> None:
 
 
 def sweep(platform, now: datetime | None = None) -> dict[str, int]:
-    """Everything due at ``now``: reminders, escalations, e-mails (on demand, by the
-    in-process scheduler, or by the rq sweep job)."""
+    """Everything due at ``now``: reminders, escalations, scheduled automations, e-mails
+    (on demand, by the in-process scheduler, or by the rq sweep job)."""
+    from .automations import run_due
+
     now = now or datetime.now(UTC)
     return {
         "reminders": remind_due(platform, now),
         "escalations": escalate_due(platform, now),
+        "automations": run_due(platform, now),
         "mail": deliver_mail(platform, now),
     }
 
@@ -499,6 +502,9 @@ def worker_platform():
 
         _worker_platform = Platform(_worker_config or Config.from_env())
         install(_worker_platform)
+        from .automations import install as install_automations
+
+        install_automations(_worker_platform)
     return _worker_platform
 
 

@@ -170,6 +170,9 @@ class Automation(Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     definition: Mapped[JsonDict] = mapped_column(default=dict)
     next_run_at: Mapped[datetime | None] = mapped_column(index=True)
+    # a scheduled run in progress: who claimed the due time (an UPDATE only one wins)
+    claim: Mapped[str | None] = mapped_column(String(36))
+    claimed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

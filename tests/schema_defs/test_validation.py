@@ -171,8 +171,8 @@ def test_a_50_mb_file_is_refused_by_size_before_parsing(tmp_path, monkeypatch):
 
 
 def test_later_sections_are_reserved(platform):
-    found = meaning_of(platform, {"app.yaml": APP + "automations:\n  - {key: w}\nreports: []\n"})
-    has(found, "shop/app.yaml:3 automations: automations are not supported yet")
+    found = meaning_of(platform, {"app.yaml": APP + "dashboards:\n  - {key: w}\nreports: []\n"})
+    has(found, "shop/app.yaml:3 dashboards: dashboards are not supported yet")
     assert not any("reports" in p for p in found)  # empty is fine
 
 

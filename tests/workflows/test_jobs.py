@@ -36,6 +36,7 @@ def test_reminder_then_escalation_by_the_clock_each_once(platform, wf, admin, us
     assert jobs.sweep(platform, clock.advance(days=3)) == {
         "reminders": 0,
         "escalations": 0,
+        "automations": 0,
         "mail": 0,
     }
     assert my_tasks(platform, consultant, filter="due_soon")[0]["id"] == t["id"]

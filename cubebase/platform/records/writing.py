@@ -200,7 +200,13 @@ class Writing:
         table = self.table(table_key)
         current = self._current(table, record_id, version)
         self._check_delete(table, current)
-        self._set_deleted(table, current, deleted=True)
+        if not self.platform.hooks.after_delete:
+            self._set_deleted(table, current, deleted=True)
+            return
+        with self.session.begin_nested():  # a hook's refusal undoes the delete
+            self._set_deleted(table, current, deleted=True)
+            for hook in self.platform.hooks.after_delete:
+                hook(self, table, current.id, current.values)
 
     def _current(self, table: Table, record_id: Any, version: int | None) -> Record:
         """The whole record a write starts from; with ``version``, a record changed

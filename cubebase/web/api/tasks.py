@@ -23,9 +23,12 @@ START_KEYS = frozenset({"record_id"})
 
 @bp.record_once
 def _install_workflows(state) -> None:
-    """The workflow engine's record hooks, registered when the API is (no import-time
-    side effects)."""
+    """The workflow and automation engines' record hooks, registered when the API is
+    (no import-time side effects)."""
     install(state.app.extensions["cubebase"])
+    from ...workflows.automations import install as install_automations
+
+    install_automations(state.app.extensions["cubebase"])
 
 
 @bp.get("/tasks")

@@ -30,6 +30,8 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("definition", sa.JSON(), nullable=False),
         sa.Column("next_run_at", TS, nullable=True, index=True),
+        sa.Column("claim", sa.String(36), nullable=True),
+        sa.Column("claimed_at", TS, nullable=True),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
     )

@@ -1,0 +1,7 @@
+"""Automations: actions run by the platform on record events or on a schedule
+(docs/automations.md). The format and its checks are in
+``cubebase.schema_defs.automations``; the engine is ``engine``, the actions ``actions``."""
+
+from .engine import AutomationEngine, RunResult, install, run_due
+
+__all__ = ["AutomationEngine", "RunResult", "install", "run_due"]

@@ -1,0 +1,256 @@
+"""The actions an automation runs: one small class per kind, in a registry.
+
+Adding an action kind is one class here (``run``), one key in the IR
+(``ir.AutomationActionSpec``) and its check in ``cubebase.schema_defs.automations``.
+Every action works through the records service as the system actor, inside the
+transaction of whatever triggered it; an action's refusal is a CubebaseError that
+the engine names the automation in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from ... import formula as F
+from ...platform.actor import Actor
+from ...platform.errors import NotFound
+from ...platform.records import FormulaFilter
+from ...schema_defs.automations import NO_TABLE, AutomationView, field_by_id, table_by_id
+from ..models import Instance, Notification, Workflow
+
+
+@dataclass
+class Context:
+    """What an automation's actions share: the system's records service, the trigger
+    table (None without one), the record as formulas see it ({key: value, "id": id,
+    and the ``as`` names}), and the run's identity (for idempotent notifications)."""
+
+    engine: Any
+    system: Any  # RecordsService of the system actor
+    automation: Any  # engine.Loaded
+    table: Any | None
+    record: dict[str, Any]
+    slot: str
+    names: list[tuple[str, str]] = field(default_factory=list)  # `as` names so far
+
+    @property
+    def record_id(self) -> int:
+        return self.record.get("id") or 0
+
+    def evaluate(self, stored: str | None, *, names: list[tuple[str, str]] | None = None) -> Any:
+        """A formula of the automation over ``record`` (checked once per schema snapshot)."""
+        if stored is None:
+            return None
+        names = self.names if names is None else names
+        key = self.table.key if self.table is not None else None
+        cache = self.system.schema.formula_cache
+        ck = ("automation", key, tuple(names), stored)
+        checked = cache.get(ck)
+        if checked is None:
+            view = AutomationView(self.system.schema.formula_schema(), key, names)
+            checked = cache[ck] = F.check(stored, view, key or NO_TABLE)
+        return F.evaluate(checked, self.record, self.system.formulas.eval_context())
+
+    def values(self, table, pairs) -> dict[str, Any]:
+        """``[[field id, stored formula], ...]`` evaluated into the records service's input."""
+        out = {}
+        for fid, stored in pairs:
+            f = field_by_id(table, fid)
+            if f is None:
+                continue  # the field was deleted since; the plan said so
+            out[f.key] = as_input(self.evaluate(stored))
+        return out
+
+    def users(self, to: str | None, role: str | None) -> list[int]:
+        """The receivers: a formula's users, or the active holders of a role."""
+        if role is not None:
+            page = self.system.list(
+                "users",
+                where=FormulaFilter(f'"{role}" IN roles AND active'),
+                sort="id",
+                limit=500,
+                fields=["email"],
+            )
+            return [r.id for r in page.records]
+        value = self.evaluate(to)
+        values = value if isinstance(value, list) else [value]
+        out: list[int] = []
+        for v in values:
+            if isinstance(v, int) and not isinstance(v, bool) and v not in out:
+                out.append(v)
+        return out
+
+    def notify(self, user_id: int, index: int, kind: str, subject: str, body: str) -> None:
+        """One notification; a scheduled run's key makes it once per (run, action, user)."""
+        a = self.automation
+        if self.slot.startswith("v") or self.slot.startswith("deleted"):
+            key = f"auto:{a.id}:{uuid.uuid4().hex}:{user_id}"  # each event notifies
+        else:
+            key = f"auto:{a.id}:{self.record_id}:{self.slot}:{index}:{user_id}"
+        session = self.system.session
+        try:
+            with session.begin_nested():
+                session.add(
+                    Notification(
+                        key=key[:200],
+                        user_id=user_id,
+                        kind=kind,
+                        task_id=None,
+                        subject=subject[:300],
+                        body=body,
+                        created_at=self.engine.clock(),
+                        email_status="pending"
+                        if self.engine.platform.config.smtp.get("host")
+                        else "none",
+                    )
+                )
+                session.flush()
+        except IntegrityError:
+            return
+        self.engine.mail_after_commit(session)
+
+
+def as_input(value: Any) -> Any:
+    """A formula's value as the records service takes it: numbers, dates and texts as
+    they are, a record as its id, a list as a list."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [as_input(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+class Action:
+    """One kind of action; ``run`` does it for one record (or none)."""
+
+    kind: ClassVar[str]
+
+    def run(self, ctx: Context, d: dict[str, Any], index: int) -> None:
+        raise NotImplementedError
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def action(cls: type[Action]) -> type[Action]:
+    ACTIONS[cls.kind] = cls()
+    return cls
+
+
+def _refresh(ctx: Context) -> None:
+    rec = ctx.system.get(ctx.table.key, ctx.record_id)
+    extra = {n: ctx.record.get(n) for n, _ in ctx.names}
+    ctx.record = {"id": rec.id, **rec.values, **extra}
+
+
+@action
+class Update(Action):
+    """Change the triggering record."""
+
+    kind = "update"
+
+    def run(self, ctx: Context, d: dict[str, Any], index: int) -> None:
+        values = ctx.values(ctx.table, d["values"])
+        if values:
+            ctx.system.update(ctx.table.key, ctx.record_id, values)
+            _refresh(ctx)
+
+
+def _target(ctx: Context, d: dict[str, Any]):
+    target = table_by_id(ctx.system.schema, d["table_id"])
+    if target is None:
+        raise NotFound("the table it writes to no longer exists")
+    return target
+
+
+def _remember(ctx: Context, d: dict[str, Any], target, record_id: int) -> None:
+    if d.get("as"):
+        ctx.names.append((d["as"], target.key))
+        ctx.record[d["as"]] = record_id
+
+
+@action
+class Create(Action):
+    """Create a record in another (or the same) table."""
+
+    kind = "create"
+
+    def run(self, ctx: Context, d: dict[str, Any], index: int) -> None:
+        target = _target(ctx, d)
+        rec = ctx.system.create(target.key, ctx.values(target, d["values"]))
+        _remember(ctx, d, target, rec.id)
+
+
+@action
+class FindOrCreate(Action):
+    """The record whose fields equal ``match``, created (with ``values``) when absent."""
+
+    kind = "find_or_create"
+
+    def run(self, ctx: Context, d: dict[str, Any], index: int) -> None:
+        target = _target(ctx, d)
+        match = ctx.values(target, d["match"])
+        conds = []
+        for key, value in match.items():
+            f = target.fields[key]
+            if value is None:
+                conds.append(lambda t, f=f: t.column(f).is_(None))
+            else:
+                db = f.ftype.to_db(f, f.ftype.to_python(f, value))
+                conds.append(lambda t, f=f, db=db: t.column(f) == db)
+        page = ctx.system.list(target.key, where=conds, sort="id", limit=1, fields=[])
+        if page.records:
+            rid = page.records[0].id
+        else:
+            rid = ctx.system.create(target.key, {**match, **ctx.values(target, d["values"])}).id
+        _remember(ctx, d, target, rid)
+
+
+@action
+class Notify(Action):
+    """An in-app notification to users (e-mailed from the outbox when SMTP is set)."""
+
+    kind = "notify"
+
+    def run(self, ctx: Context, d: dict[str, Any], index: int) -> None:
+        subject = ctx.evaluate(d["subject"]) if d["subject"] else ctx.automation.label
+        body = ctx.evaluate(d["body"]) if d["body"] else ""
+        for uid in ctx.users(d["to"], d["role"]):
+            ctx.notify(uid, index, "automation", str(subject or ""), str(body or ""))
+
+
+@action
+class StartWorkflow(Action):
+    """Start a workflow on the triggering record (nothing when one already runs there)."""
+
+    kind = "start_workflow"
+
+    def run(self, ctx: Context, d: dict[str, Any], index: int) -> None:
+        from ..engine import install
+
+        session = ctx.system.session
+        wf = session.scalar(sa.select(Workflow).where(Workflow.key == d["workflow"]))
+        if wf is None:
+            raise NotFound(f"No workflow `{d['workflow']}`")
+        running = session.scalar(
+            sa.select(Instance.id).where(
+                Instance.workflow_id == wf.id,
+                Instance.record_id == ctx.record_id,
+                Instance.status == "running",
+            )
+        )
+        if running is None:
+            install(ctx.engine.platform).start(
+                session, Actor.system_actor(), d["workflow"], ctx.record_id
+            )

@@ -1,0 +1,382 @@
+"""The automation engine: record events in the write's transaction, schedules from
+the jobs scheduler.
+
+- **Record events** reach the engine through the records service's ``after_write``
+  and ``after_delete`` hooks (registered by ``install``). The automations of a
+  table are read once per records service; ``when`` is evaluated in memory with the
+  interpreter, so a bulk create costs no query per row unless an automation
+  matches. A matching automation runs its actions as the system actor in the same
+  transaction: an action's refusal fails the write, naming the automation, and
+  nothing of it is kept. Automations triggering automations are allowed
+  ``MAX_DEPTH`` levels deep.
+- **Schedules**: ``run_due`` finds the automations whose ``next_run_at`` has come,
+  claims each due time with an UPDATE only one process wins (a claim older than
+  ``STALE_CLAIM`` is taken over: its process died), sweeps the records where ``when``
+  holds (SQL, through the records service), runs the actions per record in its own
+  transaction with a unique ``cb_automation_runs`` row (automation, record, due
+  time), so a record is acted on once per due time however often the job runs, and
+  finally sets the next due time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ...formula import types as ft
+from ...platform.actor import Actor
+from ...platform.errors import ConflictError, CubebaseError, NotFound
+from ...platform.records import FormulaFilter
+from ...schema_defs.automations import parse_schedule, table_by_id
+from ..models import Automation, AutomationRun
+from .actions import ACTIONS, Context
+
+MAX_DEPTH = 5  # automations triggering automations
+STALE_CLAIM = timedelta(minutes=15)
+SWEEP_PAGE = 500
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    if dt is None or dt.tzinfo is not None:
+        return dt
+    return dt.replace(tzinfo=UTC)
+
+
+@dataclass
+class Loaded:
+    """An automation as the hooks need it, read once per records service."""
+
+    id: int
+    key: str
+    table_id: int | None
+    document: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return self.document["label"]
+
+    @property
+    def on(self) -> str:
+        return self.document["on"]
+
+    @property
+    def when(self) -> str | None:
+        return self.document["when"]
+
+
+@dataclass
+class RunResult:
+    """What a scheduled run did."""
+
+    key: str
+    slot: str
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0  # already done for this due time
+    messages: list[str] = field(default_factory=list)
+
+
+class AutomationEngine:
+    """One per platform (``install``)."""
+
+    def __init__(self, platform, clock: Clock | None = None):
+        self.platform = platform
+        self.clock: Clock = clock or utcnow
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.platform.config.timezone or "UTC")
+
+    # --- record events -----------------------------------------------------------------
+    def _bound(self, service) -> dict[int, list[Loaded]]:
+        cache = service.__dict__.get("_cb_automations")
+        if cache is None:
+            cache = {}
+            rows = service.session.execute(
+                sa.select(Automation.id, Automation.key, Automation.table_id, Automation.definition)
+                .where(Automation.enabled.is_(True), Automation.trigger != "schedule")
+                .order_by(Automation.key)
+            )
+            for aid, key, tid, d in rows:
+                cache.setdefault(tid, []).append(Loaded(aid, key, tid, d))
+            service.__dict__["_cb_automations"] = cache
+        return cache
+
+    def _holds(self, system, table, stored: str, record: dict[str, Any]) -> bool:
+        return system.formulas.evaluate(table, stored, record, ft.BOOLEAN, "Automation") is True
+
+    def after_write(self, service, table, record_id, old_values, new_values) -> None:
+        autos = self._bound(service).get(table.id)
+        if not autos or record_id is None:
+            return
+        event = "create" if old_values is None else "update"
+        system = service.system()
+        after = before = None
+        for a in autos:
+            if a.on not in (event, "change"):
+                continue
+            if a.when is not None:
+                if after is None:
+                    after = {**(old_values or {}), **new_values, "id": record_id}
+                if not self._holds(system, table, a.when, after):
+                    continue
+                if old_values is not None:
+                    if before is None:
+                        before = {**old_values, "id": record_id}
+                    if self._holds(system, table, a.when, before):
+                        continue  # it was already true: it did not *become* true
+            self._on_event(service, table, a, record_id, deleted=False)
+
+    def after_delete(self, service, table, record_id, values) -> None:
+        autos = self._bound(service).get(table.id)
+        if not autos:
+            return
+        system = service.system()
+        for a in autos:
+            if a.on != "delete":
+                continue
+            if a.when is not None and not self._holds(
+                system, table, a.when, {**values, "id": record_id}
+            ):
+                continue
+            self._on_event(service, table, a, record_id, deleted=True)
+
+    def _on_event(self, service, table, a: Loaded, record_id: int, *, deleted: bool) -> None:
+        session = service.session
+        stack = session.info.setdefault("cb_automation_stack", [])
+        if len(stack) >= MAX_DEPTH:
+            chain = " -> ".join([*stack, a.key])
+            raise ConflictError(
+                f"Automations triggered each other more than {MAX_DEPTH} levels deep "
+                f"({chain}); nothing was saved. Give one of them a `when` that stops the chain"
+            )
+        stack.append(a.key)
+        try:
+            system = self.platform.records(session, Actor.system_actor())
+            rec = system.get(table.key, record_id, trashed=deleted)
+            slot = f"deleted:v{rec.version}" if deleted else f"v{rec.version}"
+            if not self._claim_run(session, a.id, record_id, slot):
+                return
+            ctx = Context(self, system, a, table, {"id": rec.id, **rec.values}, slot)
+            self._run_actions(ctx)
+        finally:
+            stack.pop()
+
+    @staticmethod
+    def _claim_run(session: Session, automation_id: int, record_id: int, slot: str) -> bool:
+        """The run's row; False when this (automation, record, slot) already ran."""
+        try:
+            with session.begin_nested():
+                session.add(
+                    AutomationRun(
+                        automation_id=automation_id,
+                        record_id=record_id,
+                        slot=slot,
+                        status="done",
+                        created_at=utcnow(),
+                    )
+                )
+                session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    def _run_actions(self, ctx: Context) -> None:
+        """Every action in order; a refusal names the automation and undoes them all."""
+        try:
+            for i, d in enumerate(ctx.automation.document["actions"]):
+                ACTIONS[d["kind"]].run(ctx, d, i)
+        except CubebaseError as exc:
+            label = ctx.automation.label
+            prefix = f"Automation `{label}`: "
+            if not exc.message.startswith(prefix):
+                exc.message = prefix + exc.message
+                exc.args = (exc.message,)
+            raise
+
+    # --- definitions -------------------------------------------------------------------
+    def save(self, session: Session, schema, compiled: list, app: str | None = None) -> None:
+        """Create or change automations (``CompiledAutomation`` checked against
+        ``schema``) in the caller's transaction; a new or changed schedule gets its next
+        due time, an unchanged one keeps it."""
+        now = self.clock()
+        for c in compiled:
+            doc = c.document
+            a = session.scalar(sa.select(Automation).where(Automation.key == c.key))
+            if a is None:
+                a = Automation(key=c.key, created_at=now, definition={}, trigger=doc["on"])
+                session.add(a)
+            old: dict[str, Any] = a.definition or {}
+            a.app = app
+            a.table_id = schema.table(c.table).id if c.table else None
+            a.trigger = doc["on"]
+            a.enabled = doc["enabled"]
+            if (old.get("schedule"), old.get("enabled")) != (doc["schedule"], doc["enabled"]):
+                a.next_run_at = self.next_run(doc, now)
+                a.claim = None
+                a.claimed_at = None
+            a.definition = doc
+            a.updated_at = now
+        session.flush()
+
+    # --- schedules ---------------------------------------------------------------------
+    def next_run(self, document: dict[str, Any], after: datetime) -> datetime | None:
+        sched = parse_schedule(document.get("schedule"))
+        if sched is None or not document.get("enabled", True):
+            return None
+        return sched.next_after(after, self.tz)
+
+    def run_due(self, now: datetime | None = None) -> list[RunResult]:
+        """Every scheduled automation whose due time has come (the jobs' sweep)."""
+        now = now or self.clock()
+        with self.platform.session() as s:
+            due = s.execute(
+                sa.select(Automation.id, Automation.next_run_at)
+                .where(
+                    Automation.trigger == "schedule",
+                    Automation.enabled.is_(True),
+                    Automation.next_run_at <= now,
+                )
+                .order_by(Automation.next_run_at, Automation.id)
+            ).all()
+        out = []
+        for aid, due_at in due:
+            result = self._run_claimed(aid, aware(due_at), now)
+            if result is not None:
+                out.append(result)
+        return out
+
+    def _run_claimed(self, aid: int, due_at: datetime, now: datetime) -> RunResult | None:
+        token = uuid.uuid4().hex
+        with self.platform.session(write=True) as s, s.begin():
+            won = s.execute(
+                sa.update(Automation)
+                .where(
+                    Automation.id == aid,
+                    Automation.next_run_at == due_at,
+                    sa.or_(Automation.claim.is_(None), Automation.claimed_at < now - STALE_CLAIM),
+                )
+                .values(claim=token, claimed_at=now)
+            ).rowcount
+        if won != 1:
+            return None  # another process has it (or it was done meanwhile)
+        result = self.sweep(aid, due_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"))
+        with self.platform.session(write=True) as s, s.begin():
+            auto = s.get(Automation, aid)
+            if auto is not None and auto.claim == token:
+                auto.next_run_at = self.next_run(auto.definition, max(now, due_at))
+                auto.claim = None
+                auto.claimed_at = None
+        return result
+
+    def run_now(self, key: str) -> RunResult:
+        """``cubebase automation run KEY``: the sweep now, once per record for this minute;
+        the schedule's next due time stays."""
+        with self.platform.session() as s:
+            aid = s.scalar(sa.select(Automation.id).where(Automation.key == key))
+        if aid is None:
+            raise NotFound(f"No automation `{key}`")
+        return self.sweep(aid, "now:" + self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"))
+
+    def sweep(self, aid: int, slot: str) -> RunResult:
+        """The records where ``when`` holds (or once, without a table), each acted on in
+        its own transaction unless this slot already did it."""
+        with self.platform.session() as s:
+            auto = s.get(Automation, aid)
+            a = Loaded(auto.id, auto.key, auto.table_id, auto.definition)
+            system = self.platform.records(s, Actor.system_actor())
+            table = table_by_id(system.schema, a.table_id) if a.table_id else None
+            if a.table_id is not None and table is None:
+                return RunResult(a.key, slot, messages=["its table no longer exists"])
+            ids = [0] if table is None else self._matching(system, table, a.when)
+        result = RunResult(a.key, slot)
+        for rid in ids:
+            self._run_one(a, rid, slot, result)
+        return result
+
+    @staticmethod
+    def _matching(system, table, when: str | None) -> list[int]:
+        where = [FormulaFilter(when)] if when else None
+        ids: list[int] = []
+        cursor = None
+        while True:
+            page = system.list(
+                table.key, where=where, sort="id", limit=SWEEP_PAGE, cursor=cursor, fields=[]
+            )
+            ids += [r.id for r in page.records]
+            cursor = page.next_cursor
+            if not cursor:
+                return ids
+
+    def _run_one(self, a: Loaded, rid: int, slot: str, result: RunResult) -> None:
+        with self.platform.session(write=True) as s, s.begin():
+            if not self._claim_run(s, a.id, rid, slot):
+                result.skipped += 1
+                return
+            system = self.platform.records(s, Actor.system_actor())
+            try:
+                with s.begin_nested():
+                    table = table_by_id(system.schema, a.table_id) if a.table_id else None
+                    record: dict[str, Any] = {}
+                    if table is not None:
+                        rec = system.get(table.key, rid)
+                        record = {"id": rec.id, **rec.values}
+                    s.info.setdefault("cb_automation_stack", []).append(a.key)
+                    try:
+                        self._run_actions(Context(self, system, a, table, record, slot))
+                    finally:
+                        s.info["cb_automation_stack"].pop()
+                result.done += 1
+            except CubebaseError as exc:
+                s.execute(
+                    sa.update(AutomationRun)
+                    .where(
+                        AutomationRun.automation_id == a.id,
+                        AutomationRun.record_id == rid,
+                        AutomationRun.slot == slot,
+                    )
+                    .values(status="failed", message=exc.message)
+                )
+                result.failed += 1
+                result.messages.append(f"record {rid}: {exc.message}")
+
+    # --- mail --------------------------------------------------------------------------
+    def mail_after_commit(self, session: Session) -> None:
+        """E-mail goes out once the notification is committed (the workflow engine's
+        jobs: rq or in-process)."""
+        wf = self.platform.__dict__.get("workflows")
+        hook = getattr(wf, "_after_commit", None)
+        if hook is not None:
+            hook(session, ("mail",))
+
+
+def install(platform, clock: Clock | None = None) -> AutomationEngine:
+    """Give ``platform`` an automation engine and register its record hooks (once)."""
+    engine = platform.__dict__.get("automations")
+    if engine is not None:
+        if clock is not None:
+            engine.clock = clock
+        return engine
+    engine = AutomationEngine(platform, clock)
+    platform.__dict__["automations"] = engine
+    platform.hooks.after_write.append(engine.after_write)
+    platform.hooks.after_delete.append(engine.after_delete)
+    return engine
+
+
+def run_due(platform, now: datetime | None = None) -> int:
+    """The jobs' entry: run what is due; the number of records acted on."""
+    return sum(r.done for r in install(platform).run_due(now))
