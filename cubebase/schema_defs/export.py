@@ -21,7 +21,9 @@ from ..platform.models import Role
 from ..platform.schema import USERS, Field, Schema, Table
 from . import ir
 from .automations_plan import live_automations
+from .indexes import live_indexes
 from .loader import WORKFLOWS_DIR
+from .users_rules import add_users_rules
 from .validate import APP_FIELDS, app_tables, app_user_fields
 
 FLOW_WIDTH = 100
@@ -108,6 +110,7 @@ def live_table(
         )
         for v in cfg.get("views") or []
     ]
+    spec.indexes = live_indexes(table)
     return spec
 
 
@@ -139,6 +142,7 @@ def live_app(schema: Schema, session, app_key: str | None) -> ir.AppSpec:
     specs = []
     if user_fields:
         specs.append(live_table(schema, schema.table(USERS), only_fields=user_fields))
+    add_users_rules(specs, schema, app_key, [r.key for r in roles])
     specs += [live_table(schema, t) for t in tables]
     workflows = live_workflows(schema, session, app_key)
     automations = live_automations(schema, session, app_key)

@@ -222,6 +222,23 @@ class ViewDef(IRNode):
 
 
 @dataclass
+class IndexDef(IRNode):
+    """An index over several fields, plain (faster lists and filters) or unique."""
+
+    fields: list[Key] = doc("the fields, in index order (2 to 6)")
+    unique: bool = doc(
+        "no two live records share the combination (a record with any of the fields "
+        "blank never conflicts; the trash does not count)",
+        False,
+    )
+    message: str | None = doc(
+        "unique: what the user is told (default: Another <record> already has this <a> and <b>)",
+        None,
+    )
+    where: dict = _where()
+
+
+@dataclass
 class TableSpec(IRNode):
     """A table (`key: users` extends the built-in users table with fields)."""
 
@@ -241,6 +258,9 @@ class TableSpec(IRNode):
         "field rules, at most one per field and role", default_factory=list
     )
     views: list[ViewDef] = doc("saved views of the table", default_factory=list)
+    indexes: list[IndexDef] = doc(
+        "indexes over several fields, plain or unique", default_factory=list
+    )
     seed: list[dict[str, Any]] = doc(
         "starting records, inserted when the table holds no records", default_factory=list
     )
@@ -524,6 +544,7 @@ IR_CLASSES = (
     RowPermission,
     FieldPermission,
     ViewDef,
+    IndexDef,
     TableSpec,
     StartSpec,
     RouteSpec,

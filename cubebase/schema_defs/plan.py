@@ -37,6 +37,8 @@ from . import ir
 from .automations_plan import plan_automations
 from .errors import AppFileError, Problem
 from .export import default_label, exported_fields
+from .indexes import plan_indexes
+from .users_rules import plan_users_rules
 from .validate import (
     APP_FIELDS,
     Resolved,
@@ -226,6 +228,8 @@ class _Builder:
         self.defaults()
         self.table_settings()
         self.rules()
+        plan_indexes(self)
+        plan_users_rules(self)
         self.order()
         self.deletions()
         self.users_bookkeeping()

@@ -28,7 +28,9 @@ from ..platform.users import USERS_FIELDS
 from . import ir
 from .automations_plan import check_app_automations
 from .errors import Problems
+from .indexes import check_indexes
 from .loader import did_you_mean
+from .users_rules import check_users_rules
 
 BUILTIN_USER_FIELDS = frozenset(f["key"] for f in USERS_FIELDS)
 SYSTEM_FIELD_KEYS = frozenset(k for k, _, _ in SYSTEM_FIELDS)
@@ -147,16 +149,14 @@ def _check_shape(app: ir.AppSpec, live: Schema, problems: Problems) -> None:
                 name
                 for name in ("label", "display", "renamed_from", "lock", "seed", "demo")
                 if getattr(t, name)
-            ] + [
-                name
-                for name in ("validations", "permissions", "field_permissions", "views")
-                if getattr(t, name)
-            ]
+            ] + [name for name in ("validations", "views") if getattr(t, name)]
             for name in extra:
                 problems.add(
                     t.at(name),
-                    f"the built-in users table takes only `fields` here (`{name}` is not allowed)",
+                    "the built-in users table takes only `fields` here (and the rules "
+                    f"`permissions`, `field_permissions`): `{name}` is not allowed",
                 )
+            check_users_rules(app, t, problems)
         _check_fields(t, problems)
 
 
@@ -583,6 +583,7 @@ def _check_meaning(res: Resolved, problems: Problems) -> None:
             )
         _check_rules(res, t, vt, problems)
         _check_views(t, vt, problems)
+        check_indexes(t, vt, problems)
         for section in ("seed", "demo"):
             for i, row in enumerate(getattr(t, section)):
                 for k, value in row.items():
