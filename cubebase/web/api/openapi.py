@@ -282,6 +282,7 @@ ERROR_TEXT = {
     "409": "Conflict: changed by someone else (details carry the current version), "
     "a closed record, a value in use, or a schema change that would lose data (`data_loss`)",
     "413": "The request body is too large",
+    "415": "Not multipart/form-data (file uploads)",
     "422": "Validation failed: one entry per field or rule (and per row in bulk); "
     "for the schema endpoints, `invalid_schema` with one entry per key path",
     "429": "Rate limit reached (see Retry-After)",
@@ -495,9 +496,13 @@ def build_document(svc: RecordsService) -> dict:
             }
         },
     }
+    from . import files as files_api
+
     for table in tables:
-        components.update(_table_components(table, svc.access.hidden_fields(table)[0]))
+        hidden = svc.access.hidden_fields(table)[0]
+        components.update(_table_components(table, hidden))
         paths.update(_table_paths(table))
+        paths.update(files_api.openapi_paths(table, hidden, _responses, _param))
     from . import tasks as tasks_api
 
     paths.update(tasks_api.openapi_paths(_responses, _json_body, _param))
