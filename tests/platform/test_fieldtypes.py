@@ -404,3 +404,38 @@ def test_display():
     assert get_type("multi_select").display(_field("multi_select"), ["a", "b"]) == "a, b"
     assert get_type("autonumber").display(_field("autonumber", prefix="INV-"), 7) == "INV-7"
     assert get_type("file").display(_field("file"), FILE) == "report.pdf"
+
+
+@pytest.mark.parametrize("type_", sorted(FIELD_TYPES))
+def test_json_of_a_page_is_each_values_to_json(type_):
+    """An API page turns values into JSON through per-field writers worked out once;
+    they answer exactly what ``to_json`` answers, for every type and value."""
+    values = [
+        None,
+        "text",
+        "",
+        0,
+        -7,
+        True,
+        Decimal("1.5463100000000000"),
+        Decimal("-0.10"),
+        date(2024, 2, 29),
+        datetime(2024, 5, 1, 7, 30, 0, 123456, tzinfo=UTC),
+        ["a", "b"],
+        FILE,
+    ]
+    ftype = get_type(type_)
+    configs = (
+        [{"result_type": r} for r in ("number", "text", "date", "datetime", "boolean")]
+        if type_ == "formula"
+        else [{}]
+    )
+    for config in configs:
+        f = _field(type_, **config)
+        write = ftype.writer(f) or (lambda v: v)
+        for v in values:
+            try:
+                expected = ftype.to_json(f, v)
+            except (AttributeError, TypeError, ValueError):
+                continue  # a value this type never holds
+            assert write(v) == expected, (type_, v)

@@ -3,6 +3,7 @@ fields every table has (created/updated at/by)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,11 @@ class FormulaType(FieldType):
 
     def to_json(self, field: Field, value: Any) -> Any:
         return _json_scalar(value)
+
+    def writer(self, field: Field) -> Callable[[Any], Any] | None:
+        if type(self).to_json is not FormulaType.to_json:
+            return super().writer(field)
+        return _json_scalar
 
 
 class AutonumberType(FieldType):

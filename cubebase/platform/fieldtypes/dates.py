@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,9 @@ class DateType(FieldType):
     def to_json(self, field: Field, value: Any) -> Any:
         return None if value is None else value.isoformat()
 
+    def writer(self, field: Field) -> Callable[[Any], Any] | None:
+        return _date_json if type(self).to_json is DateType.to_json else super().writer(field)
+
 
 class DateTimeType(FieldType):
     name = "datetime"
@@ -76,9 +80,30 @@ class DateTimeType(FieldType):
         return value
 
     def from_db(self, field: Field, value: Any) -> Any:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return _utc(value)
+
+    def reader(self, field: Field) -> Callable[[Any], Any] | None:
+        return _utc if type(self).from_db is DateTimeType.from_db else super().reader(field)
 
     def to_json(self, field: Field, value: Any) -> Any:
-        return None if value is None else value.isoformat().replace("+00:00", "Z")
+        return _datetime_json(value)
+
+    def writer(self, field: Field) -> Callable[[Any], Any] | None:
+        if type(self).to_json is not DateTimeType.to_json:
+            return super().writer(field)
+        return _datetime_json
+
+
+def _utc(value: Any) -> Any:
+    """A date and time read from the database, in UTC (SQLite gives it naive)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _date_json(value: Any) -> Any:
+    return None if value is None else value.isoformat()
+
+
+def _datetime_json(value: Any) -> Any:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")

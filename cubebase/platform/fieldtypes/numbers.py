@@ -114,6 +114,11 @@ class NumberType(FieldType):
     def to_json(self, field: Field, value: Any) -> Any:
         return None if value is None else _decimal_text(value)
 
+    def writer(self, field: Field) -> Callable[[Any], Any] | None:
+        if type(self).to_json is not NumberType.to_json:
+            return super().writer(field)
+        return _number_json
+
     def display(self, field: Field, value: Any) -> str:
         if value is None:
             return ""
@@ -161,6 +166,9 @@ class IntegerType(FieldType):
     def to_json(self, field: Field, value: Any) -> Any:
         return value
 
+    def writer(self, field: Field) -> Callable[[Any], Any] | None:
+        return None if type(self).to_json is IntegerType.to_json else super().writer(field)
+
 
 class BooleanType(FieldType):
     name = "boolean"
@@ -206,3 +214,8 @@ def _too_large(scale: int) -> ConversionError:
     return ConversionError(
         f"is too large (at most {NUMBER_DIGITS - scale} digits before the point)"
     )
+
+
+def _number_json(value: Any) -> Any:
+    """``NumberType.to_json`` without the field: a decimal as plain text."""
+    return None if value is None else _decimal_text(value)

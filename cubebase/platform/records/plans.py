@@ -115,6 +115,13 @@ class PageTemplate:
         pos = {n: i for i, n in enumerate(names)}
         self.keys_ = [k for k, _, _ in reader]
         self.positions = [pos[c] for _, c, _ in reader]
+        # the values are consecutive columns unless fields are hidden: one slice a row
+        first = self.positions[0] if self.positions else 0
+        self.span = (
+            (first, first + len(self.positions))
+            if self.positions == list(range(first, first + len(self.positions)))
+            else None
+        )
         self.converters = [
             (k, read) for k, _, ftype in reader if (read := ftype.reader(table.fields[k]))
         ]
@@ -180,13 +187,19 @@ class PageTemplate:
         id_pos, version_pos, deleted_pos = self.id_pos, self.version_pos, self.deleted_pos
         records = []
         flags = self.flags
+        withheld: frozenset[str] = frozenset()
+        start, stop = self.span or (0, 0)
         for row in rows:
-            values = dict(zip(keys, [row[i] for i in positions], strict=True))
+            if self.span is not None:
+                values = dict(zip(keys, row[start:stop], strict=True))
+            else:
+                values = dict(zip(keys, [row[i] for i in positions], strict=True))
             for k, read in converters:
                 values[k] = read(values[k])
-            withheld = frozenset(k for k, i in flags if not row[i])
-            for k in withheld:
-                values.pop(k, None)
+            if flags:
+                withheld = frozenset(k for k, i in flags if not row[i])
+                for k in withheld:
+                    values.pop(k, None)
             records.append(
                 Record(table_key, row[id_pos], row[version_pos], values, row[deleted_pos], withheld)
             )

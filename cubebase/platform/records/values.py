@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 
@@ -39,16 +40,31 @@ class Record:
     withheld: frozenset[str] = frozenset()  # fields the reader may not see on this record
 
     def to_json(self, table: Table, fields: Iterable[str] | None = None) -> dict[str, Any]:
-        keys = list(fields) if fields is not None else list(self.values)
+        values = self.values
+        writers = json_writers(table)
         out = {}
-        for k in keys:
-            if k in self.values:
-                f = table.fields[k]
-                out[k] = f.ftype.to_json(f, self.values[k])
+        for k in values if fields is None else fields:
+            if k in values:
+                write = writers[k]
+                out[k] = values[k] if write is None else write(values[k])
         doc = {"id": self.id, "version": self.version, "fields": out}
         if self.deleted_at is not None:
             doc["deleted_at"] = self.deleted_at.isoformat().replace("+00:00", "Z")
         return doc
+
+
+_WRITERS: WeakKeyDictionary[Table, dict[str, Callable[[Any], Any] | None]] = WeakKeyDictionary()
+
+
+def json_writers(table: Table) -> dict[str, Callable[[Any], Any] | None]:
+    """Each field's ``to_json`` as a function of the value (None: the value is its own
+    JSON), worked out once per table of a schema snapshot rather than looked up for
+    each of a page's values."""
+    writers = _WRITERS.get(table)
+    if writers is None:
+        writers = {k: f.ftype.writer(f) for k, f in table.fields.items()}
+        _WRITERS[table] = writers
+    return writers
 
 
 @dataclass
