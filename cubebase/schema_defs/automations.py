@@ -540,7 +540,7 @@ def to_spec(document: Mapping[str, Any], schema, table_key: str | None) -> ir.Au
 
 
 def _singular(label: str) -> str:
-    word = label.lower()
+    word = label.lower().replace("_", " ")
     return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
 
 
