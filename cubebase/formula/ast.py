@@ -174,6 +174,14 @@ class TUser(TNode):
 
 
 @dataclass(slots=True, eq=False)
+class TRowId(TNode):
+    """``id``: the id (a Number) of the row at ``scope`` (0: the formula's own row)."""
+
+    table: TableInfo
+    scope: int = 0
+
+
+@dataclass(slots=True, eq=False)
 class TUnary(TNode):
     op: str
     operand: TNode
@@ -264,7 +272,7 @@ def is_const(n: TNode) -> bool:
     """True when the node's value depends only on literals and context constants."""
     if isinstance(n, TLit | TUser):
         return True
-    if isinstance(n, TField | TNav | TAgg):
+    if isinstance(n, TField | TNav | TAgg | TRowId):
         return False
     if isinstance(n, TIn) and n.source is not None:
         return False
@@ -285,4 +293,4 @@ def is_plain(n: TNode) -> bool:
     """
     if isinstance(n, TField | TNav):
         return n.body is None
-    return isinstance(n, TLit | TUser)
+    return isinstance(n, TLit | TUser | TRowId)

@@ -241,6 +241,8 @@ class Checker:
     def _path(self, node: A.Node) -> A.TNode | _Row:
         """Resolve a ``Ref`` or ``Attr`` chain; may return a whole item row."""
         if isinstance(node, A.Ref):
+            if _is_id(self.table, node):
+                return A.TRowId(NUMBER, node.span, self.table, 0)
             f = self.resolve(self.table, node, base=True)
             if f is None:
                 return A.TLit(ERROR, node.span, None)
@@ -255,6 +257,8 @@ class Checker:
                 else self.check(node.obj)
             )
             if isinstance(cur, _Row):
+                if _is_id(cur.table, node.ref):
+                    return A.TRowId(NUMBER, node.span, cur.table, cur.scope)
                 f = self.resolve(cur.table, node.ref, base=False)
                 if f is None:
                     return A.TLit(ERROR, node.span, None)
@@ -270,6 +274,8 @@ class Checker:
             target = self.schema.table(cur.type.table or "")
             if target is None:
                 return self.error(node.span, f"the table `{cur.type.table}` no longer exists")
+            if _is_id(target, node.ref):  # link.id is ID(link): no lookup of the row
+                return self.record_id(cur)
             f = self.resolve(target, node.ref, base=False)
             if f is None:
                 return A.TLit(ERROR, node.span, None)
@@ -386,6 +392,8 @@ class Checker:
         if ERROR in (left.type, right.type):
             return A.TLit(ERROR, n.span, None)
         lk, rk = left.type.kind, right.type.kind
+        if {lk, rk} == {"record", "number"}:
+            return self.compare_id(n, left, right)
         ok = lk == "blank" or rk == "blank" or same_type(left.type, right.type)
         if (
             ok
@@ -400,12 +408,82 @@ class Checker:
         if ok and (lk == "list" or rk == "list"):
             return self.error(n.op_span, f"`{self.text(n.span)}`: lists cannot be compared; use IN")
         if not ok:
+            msg = (
+                f"`{self.text(n.span)}`: cannot compare {type_name(left.type)} and "
+                f"{type_name(right.type)}"
+            )
+            rec = left if lk == "record" else right if rk == "record" else None
+            if rec is not None and {lk, rk} & {"text"}:
+                name = self.text(rec.span)
+                target = self.schema.table(rec.type.table or "")
+                texts = (
+                    [f.key for f in target.fields.values() if f.type.kind == "text"]
+                    if target
+                    else []
+                )
+                msg += (
+                    f" — compare a field of the record (e.g. {name}.{texts[0] if texts else 'name'}) "
+                    f"or its id (e.g. {name} = 6)"
+                )
+            return self.error(n.op_span, msg)
+        if lk == "number" and rk == "number":
+            left, right = self.id_operands(n.op, left, right)
+        return A.TCompare(BOOLEAN, n.span, n.op, left, right)
+
+    # ------------------------------------------------------------ record ids
+    def record_id(self, rec: A.TNode) -> A.TNode:
+        """``ID(rec)``: the id of a link or user as a Number."""
+        from .functions import REGISTRY
+
+        return A.TCall(NUMBER, rec.span, REGISTRY["ID"](), [rec])
+
+    def id_literal(self, num: A.TNode, rec_type: FType) -> A.TNode | None:
+        """A number literal standing for a record id (``account_manager = 6``): a literal
+        of the record's type, so SQL compares the integer link column with an integer
+        parameter (index-friendly). None when ``num`` is not a literal."""
+        if not isinstance(num, A.TLit) or num.value is None:
+            return None
+        value = num.value
+        if value != value.to_integral_value():
+            return self.error(
+                num.span, f"`{self.text(num.span)}` is not a record id: ids are whole numbers"
+            )
+        return A.TLit(rec_type, num.span, int(value))
+
+    def id_operands(self, op: str, left: A.TNode, right: A.TNode) -> tuple[A.TNode, A.TNode]:
+        """Ids against a whole-number literal, index-friendly: ``id = 6`` binds an integer
+        (not a decimal the database would convert the column to), and ``ID(link) = 6`` /
+        ``link.id = 6`` compare the link column itself."""
+        out = [left, right]
+        for i, j in ((0, 1), (1, 0)):
+            x, lit = out[i], out[j]
+            if not _whole_literal(lit):
+                continue
+            if isinstance(x, A.TRowId):
+                out[j] = A.TLit(FType("record", table=x.table.key), lit.span, int(lit.value))
+            elif op in ("=", "!=") and isinstance(x, A.TCall) and x.func.name == "ID":
+                rec = x.args[0]
+                out[i], out[j] = rec, A.TLit(rec.type, lit.span, int(lit.value))
+        return out[0], out[1]
+
+    def compare_id(self, n: A.Compare, left: A.TNode, right: A.TNode) -> A.TNode:
+        """A link (or user) compared with a number compares the record's id."""
+        rec, num = (left, right) if left.type.kind == "record" else (right, left)
+        if n.op not in ("=", "!="):
             return self.error(
                 n.op_span,
-                f"`{self.text(n.span)}`: cannot compare {type_name(left.type)} and "
-                f"{type_name(right.type)}",
+                f"`{self.text(n.span)}`: {type_name(rec.type)} values can only be compared "
+                "with = and != (a number there is the record's id)",
             )
-        return A.TCompare(BOOLEAN, n.span, n.op, left, right)
+        lit = self.id_literal(num, rec.type)
+        if lit is not None and lit.type.kind == "error":
+            return A.TLit(ERROR, n.span, None)
+        if lit is not None:
+            rec_side, num_side = rec, lit
+        else:  # a computed number: compare it with the id as numbers
+            rec_side, num_side = self.record_id(rec), num
+        pair = (rec_side, num_side) if rec is left else (num_side, rec_side)
+        return A.TCompare(BOOLEAN, n.span, n.op, *pair)
 
     def _c_Logic(self, n: A.Logic) -> A.TNode:
         items: list[A.TNode] = []
@@ -429,9 +507,24 @@ class Checker:
     def _c_InList(self, n: A.InList) -> A.TNode:
         left = self.check(n.left)
         items = [self.check(i) for i in n.items]
+        if isinstance(left, A.TCall) and left.func.name == "ID" and all(map(_whole_literal, items)):
+            left = left.args[0]  # link.id IN (6, 7): the link column itself
+        if left.type.kind == "record":  # account_manager IN (6, 7): ids
+            items = [
+                (self.id_literal(i, left.type) or i) if i.type.kind == "number" else i
+                for i in items
+            ]
+            if any(i.type == ERROR for i in items):
+                return A.TLit(ERROR, n.span, None)
+            if any(i.type.kind == "number" for i in items):  # computed numbers: compare ids
+                rec = left.type
+                items = [self.record_id(i) if same_type(i.type, rec) else i for i in items]
+                left = self.record_id(left)
         bad = self._check_member(left, [(i.type, i.span) for i in items])
         if bad or left.type == ERROR:
             return A.TLit(ERROR, n.span, None)
+        if isinstance(left, A.TRowId):  # id IN (6, 7): integers, index-friendly
+            items = [self.id_operands("=", left, i)[1] for i in items]
         return A.TIn(BOOLEAN, n.span, left, items=items)
 
     def _c_InValue(self, n: A.InValue) -> A.TNode:
@@ -445,6 +538,10 @@ class Checker:
                 'the right side of IN must be a list, e.g. ("North", "South") or a '
                 f"multi-select field; got {type_name(right.type)}",
             )
+        if left.type.kind == "number" and right.type.item.kind == "record":  # 6 IN team
+            left = self.id_literal(left, right.type.item) or left
+            if left.type == ERROR:
+                return A.TLit(ERROR, n.span, None)
         if self._check_member(left, [(right.type.item, right.span)]):
             return A.TLit(ERROR, n.span, None)
         return A.TIn(BOOLEAN, n.span, left, source=right)
@@ -490,6 +587,20 @@ class Checker:
         if self.errors:
             raise FormulaError(sorted(self.errors, key=lambda e: (e.start, e.end)))
         return typed
+
+
+def _whole_literal(node: A.TNode) -> bool:
+    return (
+        isinstance(node, A.TLit)
+        and node.type.kind == "number"
+        and node.value is not None
+        and node.value == node.value.to_integral_value()
+    )
+
+
+def _is_id(table: TableInfo, ref: A.Ref) -> bool:
+    """``id`` names the row's own id (a reserved key: no field is called that)."""
+    return ref.kind == "key" and ref.name.lower() == "id" and _lookup(table, ref) is None
 
 
 def _lookup(table: TableInfo, ref: A.Ref) -> FieldInfo | None:

@@ -323,6 +323,15 @@ class PyCompiler:
     def _c_TUser(self, n: A.TUser) -> Fn:
         return lambda rows, rt: rt.user_id
 
+    def _c_TRowId(self, n: A.TRowId) -> Fn:
+        scope = n.scope
+
+        def row_id(rows, rt):
+            v = rows[scope].get("id")
+            return None if v is None else Decimal(int(v))
+
+        return row_id
+
     # ------------------------------------------------------------ operators
     def _c_TUnary(self, n: A.TUnary) -> Fn:
         f = self.compile(n.operand)

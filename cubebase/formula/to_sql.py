@@ -280,7 +280,12 @@ class SqlCompiler:
     def _v_TLit(self, n: A.TLit) -> ColumnElement:
         if n.value is None:
             return sa.false() if n.type.kind == "boolean" else self.null(n.type)
+        if n.type.kind == "record":  # a record id (account_manager = 6): an integer
+            return sa.literal(int(n.value), sa.Integer())
         return self.lit(n.value, n.type)
+
+    def _v_TRowId(self, n: A.TRowId) -> ColumnElement:
+        return sa.type_coerce(self.env[n.scope].c.id, NUMERIC)
 
     def read(self, alias: FromClause, table: TableInfo, f: FieldInfo, body: A.TNode | None):
         """The value of field ``f`` on the row ``alias``."""

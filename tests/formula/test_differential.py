@@ -78,7 +78,8 @@ def pick(draw, forms):
 def num(draw, depth=0):
     leaves = ["score", "rate", "USER().level", "COUNT(deals)", "SUM(deals.amount)",
               "won_total", "LEN(name)", "YEAR(since)", "MONTH(since)", "DAY(since)",
-              "WEEKDAY(since)", "COUNT(deals.amount)"]
+              "WEEKDAY(since)", "COUNT(deals.amount)", "id", "ID(region)",
+              "region.parent.id", "ID(account_manager)"]
     if depth >= 3 or draw(st.integers(0, 3)) == 0:
         return lit_num(draw) if draw(st.booleans()) else draw(st.sampled_from(leaves))
     d = depth + 1
@@ -150,7 +151,7 @@ def deal_cond(draw):
         'deals.stage = "won"', "deals.closed", "NOT deals.closed", "deals.amount > 100",
         "deals.closed_on >= DATE(2024, 1, 1)", "ISBLANK(deals.amount)",
         'deals.stage IN ("won", "lost") AND deals.amount < score * 10',
-        "deals.amount > AVG(deals.amount)",
+        "deals.amount > AVG(deals.amount)", "deals.id > id", "deals.customer = id",
     ]))
 
 
@@ -158,7 +159,9 @@ def deal_cond(draw):
 def cond(draw, depth=0):
     leaves = ["active", "TRUE", "FALSE", "big", "account_manager = USER()",
               "ISUNDER(region, USER().region)", '"North" IN tags', '"North" IN USER().regions',
-              "USER() IN team", 'HAS_ROLE("Sales")', "ISBLANK(tags)", "ISBLANK(region)"]
+              "USER() IN team", 'HAS_ROLE("Sales")', "ISBLANK(tags)", "ISBLANK(region)",
+              "account_manager = 2", "account_manager != 1", "region IN (4, 5)", "2 IN team",
+              "id = 2", "region.id = 3"]
     if depth >= 3 or draw(st.integers(0, 3)) == 0:
         return draw(st.sampled_from(leaves))
     d = depth + 1
@@ -177,6 +180,9 @@ def cond(draw, depth=0):
         lambda: f'(stage IN ("lead", "won", {t()}))', lambda: f"({n()} IN (1, 2.5, {n()}))",
         lambda: f"({n()} = BLANK())", lambda: f"({draw(day(d))} != BLANK())",
         lambda: f"(COUNTIF(deals, {draw(deal_cond())}) > 0)",
+        # a record compared with a number compares its id (a literal must be whole)
+        lambda: f"(account_manager = ROUND({n()}))",
+        lambda: f"(region IN (ROUND({n()}), 5, USER().region))",
     ])
 
 

@@ -21,6 +21,23 @@ MESSAGES = [
         1,
     ),
     ('amount = "5"', '`amount = "5"`: cannot compare Number and Text', 1, 8),
+    (
+        'customer = "Acme"',
+        '`customer = "Acme"`: cannot compare Record(customers) and Text — compare a field of '
+        "the record (e.g. customer.name) or its id (e.g. customer = 6)",
+        1,
+        10,
+    ),
+    (
+        "customer < 6",
+        "`customer < 6`: Record(customers) values can only be compared with = and != "
+        "(a number there is the record's id)",
+        1,
+        10,
+    ),
+    ("customer = 6.5", "`6.5` is not a record id: ids are whole numbers", 1, 12),
+    ("customer IN (2, 1.5)", "`1.5` is not a record id: ids are whole numbers", 1, 17),
+    ("ID(amount)", "ID expects a link, got Number", 1, 4),
     ("ROUND(amount * 0.05, 2", "missing closing parenthesis for this `(`", 1, 6),
     ("IF(amount > 1, 2, 3))", "unexpected `)`: there is no `(` to close here", 1, 21),
     ("amount +", "the formula ends too early: a value is missing after `+`", 1, 8),

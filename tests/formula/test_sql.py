@@ -60,6 +60,22 @@ def sql_text(world, formula, dialect, table="deals", condition=True):
                 "postgresql": "t_4.f_27 != %(param_1)s::VARCHAR OR t_4.f_27 IS NULL",
             },
         ),
+        (
+            "customer = 6 OR customer.id IN (7, 8)",
+            {
+                "sqlite": "t_4.f_25 = ? OR t_4.f_25 IN (?, ?)",
+                "postgresql": "t_4.f_25 = %(param_1)s::INTEGER "
+                "OR t_4.f_25 IN (%(param_2)s::INTEGER, %(param_3)s::INTEGER)",
+            },
+        ),
+        (
+            "NOT(ID(customer) = 6) AND id > 3",
+            {
+                "sqlite": "(t_4.f_25 != ? OR t_4.f_25 IS NULL) AND t_4.id > ?",
+                "postgresql": "(t_4.f_25 != %(param_1)s::INTEGER OR t_4.f_25 IS NULL) "
+                "AND t_4.id > %(param_2)s::INTEGER",
+            },
+        ),
     ],
 )
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
