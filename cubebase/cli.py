@@ -316,6 +316,36 @@ def app_install(name: str, demo: bool, confirm_data_loss: bool, db: str | None) 
     click.echo(f"App {name} installed.")
 
 
+@main.group("automation")
+def automation_group() -> None:
+    """Automations (docs/automations.md)."""
+
+
+@automation_group.command("list")
+@click.option("--db", help="Database URL.")
+@friendly
+def automation_list(db: str | None) -> None:
+    """Every automation: its trigger, table, next due time and last run."""
+    from .workflows.automations import install as install_automations
+
+    lines = install_automations(make_platform(db)).overview()
+    click.echo("\n".join(lines) if lines else "No automations.")
+
+
+@automation_group.command("run")
+@click.argument("key")
+@click.option("--db", help="Database URL.")
+@friendly
+def automation_run(key: str, db: str | None) -> None:
+    """Run the scheduled automation KEY now (its next due time stays)."""
+    from .workflows.automations import install as install_automations
+
+    r = install_automations(make_platform(db)).run_now(key)
+    click.echo(f"{r.key}: {r.done} done, {r.failed} failed, {r.skipped} already done")
+    for message in r.messages:
+        click.echo(f"  {message}")
+
+
 # --- the web app ----------------------------------------------------------------------
 DEMO_LOGIN_FILE = "demo-login.txt"
 

@@ -263,3 +263,40 @@ def test_missed_due_times_run_once_then_the_next_is_in_the_future(platform):
     assert result.done == 1
     assert next_run(platform, "expire_subscriptions") == at(2026, 3, 13, 6, 0)
     assert clock.now < next_run(platform, "expire_subscriptions") <= clock.now + timedelta(days=1)
+
+
+def test_cli_lists_and_runs_an_automation_now(platform):
+    from click.testing import CliRunner
+
+    from cubebase.cli import main
+
+    clock = Clock(at(2026, 3, 2, 9, 0))
+    deploy(platform, EXPIRE, clock)
+    deploy(
+        platform,
+        """
+automations:
+  - key: on_create
+    table: subscriptions
+    on: create
+    actions: [{update: {amount: '1'}}]
+""",
+    )
+    subscriptions(platform, 3, ended=2)
+    runner = CliRunner()
+    url = platform.config.database_url
+    listed = runner.invoke(main, ["automation", "list", "--db", url])
+    assert listed.exit_code == 0, listed.output
+    assert "expire_subscriptions  on daily 06:00 of subscriptions  next 2026-03-03 06:00" in (
+        listed.output
+    )
+    assert "on_create  on create of subscriptions" in listed.output
+    ran = runner.invoke(main, ["automation", "run", "expire_subscriptions", "--db", url])
+    assert ran.exit_code == 0, ran.output
+    assert "expire_subscriptions: 2 done, 0 failed, 0 already done" in ran.output
+    assert [r["status"] for r in rows(platform, "subscriptions")].count("not renewed") == 2
+    assert "last run" in runner.invoke(main, ["automation", "list", "--db", url]).output
+    bad = runner.invoke(main, ["automation", "run", "on_create", "--db", url])
+    assert bad.exit_code != 0 and "only scheduled automations run by hand" in bad.output
+    missing = runner.invoke(main, ["automation", "run", "nope", "--db", url])
+    assert missing.exit_code != 0 and "No automation `nope`" in missing.output

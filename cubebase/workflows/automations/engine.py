@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from ...formula import types as ft
 from ...platform.actor import Actor
-from ...platform.errors import ConflictError, CubebaseError, NotFound
+from ...platform.errors import BadRequest, ConflictError, CubebaseError, NotFound
 from ...platform.records import FormulaFilter
 from ...schema_defs.automations import parse_schedule, table_by_id
 from ..models import Automation, AutomationRun
@@ -286,9 +286,15 @@ class AutomationEngine:
         """``cubebase automation run KEY``: the sweep now, once per record for this minute;
         the schedule's next due time stays."""
         with self.platform.session() as s:
-            aid = s.scalar(sa.select(Automation.id).where(Automation.key == key))
-        if aid is None:
+            a = s.scalar(sa.select(Automation).where(Automation.key == key))
+        if a is None:
             raise NotFound(f"No automation `{key}`")
+        if a.trigger != "schedule":
+            raise BadRequest(
+                f"Automation `{key}` runs on record events ({a.trigger}); only scheduled "
+                "automations run by hand"
+            )
+        aid = a.id
         return self.sweep(aid, "now:" + self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"))
 
     def sweep(self, aid: int, slot: str) -> RunResult:
@@ -352,6 +358,31 @@ class AutomationEngine:
                 )
                 result.failed += 1
                 result.messages.append(f"record {rid}: {exc.message}")
+
+    def overview(self) -> list[str]:
+        """One line per automation: key, trigger, table, next due time, last run."""
+        lines = []
+        with self.platform.session() as s:
+            schema = self.platform.schema(s)
+            last = dict(
+                s.execute(
+                    sa.select(
+                        AutomationRun.automation_id, sa.func.max(AutomationRun.created_at)
+                    ).group_by(AutomationRun.automation_id)
+                ).all()
+            )
+            for a in s.scalars(sa.select(Automation).order_by(Automation.key)):
+                table = table_by_id(schema, a.table_id) if a.table_id else None
+                on = a.definition.get("schedule") or a.trigger
+                text = f"{a.key}  on {on}" + (f" of {table.key}" if table else "")
+                if not a.enabled:
+                    text += "  (disabled)"
+                elif a.next_run_at is not None:
+                    text += f"  next {aware(a.next_run_at).astimezone(self.tz):%Y-%m-%d %H:%M %Z}"
+                if a.id in last:
+                    text += f"  last run {aware(last[a.id]):%Y-%m-%d %H:%M} UTC"
+                lines.append(text)
+        return lines
 
     # --- mail --------------------------------------------------------------------------
     def mail_after_commit(self, session: Session) -> None:
