@@ -23,6 +23,7 @@ from . import ir
 from .automations_plan import live_automations
 from .indexes import live_indexes
 from .loader import WORKFLOWS_DIR
+from .reports import live_dashboards, live_reports
 from .users_rules import add_users_rules
 from .validate import APP_FIELDS, app_tables, app_user_fields
 
@@ -146,11 +147,19 @@ def live_app(schema: Schema, session, app_key: str | None) -> ir.AppSpec:
     specs += [live_table(schema, t) for t in tables]
     workflows = live_workflows(schema, session, app_key)
     automations = live_automations(schema, session, app_key)
+    reports = live_reports(schema, session, app_key)
+    dashboards = live_dashboards(session, app_key)
     if app_key is None:  # every table: named after their app when they share one
         owners = {t.app for t in tables} - {None}
         app_key = owners.pop() if len(owners) == 1 else "app"
     return ir.AppSpec(
-        app=app_key, roles=roles, tables=specs, workflows=workflows, automations=automations
+        app=app_key,
+        roles=roles,
+        tables=specs,
+        workflows=workflows,
+        automations=automations,
+        reports=reports,
+        dashboards=dashboards,
     )
 
 

@@ -35,6 +35,7 @@ from ..platform.schema import USERS, Field, Schema, Table
 from ..platform.schema_changes import RULE_KEYS, DataLossError, SchemaEditor
 from . import ir
 from .automations_plan import plan_automations
+from .reports import plan_reports
 from .errors import AppFileError, Problem
 from .export import default_label, exported_fields
 from .indexes import plan_indexes
@@ -236,6 +237,7 @@ class _Builder:
         self.seeds()
         self.workflows()
         plan_automations(self)
+        plan_reports(self)
 
     # --- roles ---------------------------------------------------------------------
     def roles(self) -> None:

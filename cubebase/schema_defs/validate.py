@@ -30,6 +30,7 @@ from .automations_plan import check_app_automations
 from .errors import Problems
 from .indexes import check_indexes
 from .loader import did_you_mean
+from .reports import check_reports
 from .users_rules import check_users_rules
 
 BUILTIN_USER_FIELDS = frozenset(f["key"] for f in USERS_FIELDS)
@@ -77,6 +78,7 @@ def resolve(app: ir.AppSpec, live: Schema, live_roles: dict[str, str]) -> Resolv
     res.virtual = _virtual_schema(res)
     _check_meaning(res, problems)
     res.workflows = _check_workflows(res, problems)
+    check_reports(res, problems)
     res.automations = check_app_automations(res, problems)
     problems.raise_if_any()
     return res

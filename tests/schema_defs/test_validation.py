@@ -170,10 +170,10 @@ def test_a_50_mb_file_is_refused_by_size_before_parsing(tmp_path, monkeypatch):
 # --- meaning: against the schema the app would make ------------------------------------------
 
 
-def test_later_sections_are_reserved(platform):
-    found = meaning_of(platform, {"app.yaml": APP + "dashboards:\n  - {key: w}\nreports: []\n"})
-    has(found, "shop/app.yaml:3 dashboards: dashboards are not supported yet")
-    assert not any("reports" in p for p in found)  # empty is fine
+def test_reports_and_dashboards_are_checked(platform):
+    # (every report and dashboard message: tests/schema_defs/test_reports_format.py)
+    found = meaning_of(platform, {"app.yaml": APP + "dashboards:\n  - {key: w, roles: [boss]}\n"})
+    has(found, "shop/app.yaml:4 dashboards[0].roles[0]: unknown role `boss`")
 
 
 def test_roles_and_keys(platform):
