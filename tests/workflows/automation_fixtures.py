@@ -61,6 +61,13 @@ def build_automation_schema(platform) -> None:
                 {"key": "amount", "type": "number", "precision": 2},
             ],
         )
+        ed.set_permissions(  # sellers read the big subscriptions only, the office all
+            "subscriptions",
+            [
+                {"role": "admin_office", "read": "TRUE"},
+                {"role": "sales", "read": "amount > 100"},
+            ],
+        )
     with platform.session(write=True) as s, s.begin():
         for email in SELLERS:
             create_user(platform, s, email, name=email.split("@")[0], roles=["sales"])

@@ -300,3 +300,45 @@ automations:
     assert bad.exit_code != 0 and "only scheduled automations run by hand" in bad.output
     missing = runner.invoke(main, ["automation", "run", "nope", "--db", url])
     assert missing.exit_code != 0 and "No automation `nope`" in missing.output
+
+
+def test_send_report_runs_the_report_as_each_receiver(platform):
+    from cubebase.platform.reports import build, save_report
+
+    with platform.session(write=True) as s, s.begin():
+        schema = platform.schema(s)
+        spec = {
+            "label": "Active subscriptions",
+            "table": "subscriptions",
+            "filter": 'status = "active"',
+            "columns": ["name", "amount"],
+            "sort": "name",
+            "roles": ["admin_office", "sales"],
+        }
+        save_report(s, schema, build(schema, "active_subscriptions", spec))
+    clock = Clock(at(2026, 3, 2, 9, 0))
+    engine = deploy(
+        platform,
+        """
+automations:
+  - key: office_daily_lists
+    on: schedule
+    schedule: daily 07:00
+    actions:
+      - send_report: {report: active_subscriptions, role: admin_office}
+      - send_report: {report: active_subscriptions, role: sales}
+""",
+        clock,
+    )
+    for name, amount in (("small", 10), ("big", 500), ("huge", 900)):
+        create(platform, "subscriptions", {"name": name, "amount": amount, "status": "active"})
+    engine.run_due(clock.advance(days=1))
+    office, ann = user_id(platform, "office@example.com"), user_id(platform, "ann@example.com")
+    got = {uid: (subject, body) for uid, subject, body in notifications(platform)}
+    assert got[office] == (
+        "Report: Active subscriptions (3 rows)",
+        "Active subscriptions: 3 rows. Open it: /reports/active_subscriptions",
+    )
+    assert got[ann][0] == "Report: Active subscriptions (2 rows)"  # her rules apply
+    engine.run_due(clock.now)
+    assert len(notifications(platform)) == 3  # the office and two sellers, once per due time

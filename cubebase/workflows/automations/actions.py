@@ -254,3 +254,41 @@ class StartWorkflow(Action):
             install(ctx.engine.platform).start(
                 session, Actor.system_actor(), d["workflow"], ctx.record_id
             )
+
+
+@action
+class SendReport(Action):
+    """Run a report as each receiver (their row and field rules apply) and notify them:
+    the row count and a link to ``/reports/KEY``; with SMTP set, the e-mail carries the
+    CSV too. A receiver who may not run it is told so; the others still get theirs."""
+
+    kind = "send_report"
+    MAX_CSV_ROWS = 1000
+
+    def run(self, ctx: Context, d: dict[str, Any], index: int) -> None:
+        from ...platform.errors import CubebaseError
+        from ...platform.reports import get_report, run_report
+        from ...platform.users import load_actor
+
+        key = d["report"]
+        smtp = bool(ctx.engine.platform.config.smtp.get("host"))
+        session = ctx.system.session
+        for uid in ctx.users(d["to"], d["role"]):
+            actor = load_actor(ctx.engine.platform, session, uid)
+            if actor is None:
+                continue  # inactive or gone
+            service = ctx.engine.platform.records(session, actor)
+            try:
+                with session.begin_nested():
+                    report = get_report(service, key)
+                    result = run_report(service, report, self.MAX_CSV_ROWS if smtp else None)
+            except CubebaseError as exc:
+                body = f"The report `{key}` could not be run for you: {exc.message}"
+                ctx.notify(uid, index, "report", f"Report {key}: not sent", body)
+                continue
+            n = len(result.rows)
+            count = f"{'more than ' if result.more else ''}{n} row{'s' if n != 1 else ''}"
+            body = f"{report.label}: {count}. Open it: /reports/{key}"
+            if smtp:
+                body += "\n\n" + result.to_csv()
+            ctx.notify(uid, index, "report", f"Report: {report.label} ({count})", body)
