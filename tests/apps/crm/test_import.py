@@ -15,6 +15,7 @@ import importlib.util
 import io
 import re
 import secrets
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -24,6 +25,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 import cubebase.apps.crm
 from cubebase.platform.actor import Actor
+from cubebase.platform.records import RecordsService
 from cubebase.platform.users import create_user, find_user_id
 from cubebase.web.pages import imports
 from cubebase.web.pages.imports import read_file
@@ -274,9 +276,11 @@ def test_import_the_legacy_xlsx_dropping_its_bad_rows(legacy):
 
 
 def test_a_rule_broken_in_a_late_chunk_commits_nothing(legacy, monkeypatch):
-    """Ten rows per transaction step: the customer without a fax (line 54) is in
-    the sixth chunk; the five before it are rolled back with it."""
-    monkeypatch.setattr(imports, "COMMIT_CHUNK", 10)
+    """Ten rows per transaction step: the customer without a fax (line 54, the
+    48th row left) is in the fifth chunk; the forty rows before it, already
+    written in the import's transaction, are rolled back with it."""
+    job = sys.modules[imports.run_import.__module__]  # the module whose loop reads it
+    monkeypatch.setattr(job, "COMMIT_CHUNK", 10)
     co, admin = legacy, Admin(legacy)
     before = customers(co)
     iid = admin.upload(CSV)
@@ -285,7 +289,16 @@ def test_a_rule_broken_in_a_late_chunk_commits_nothing(legacy, monkeypatch):
     admin.step(iid, "fix", {f"drop.{line - 2}": "1" for line in drop})
     page = admin.page(f"/imports/{iid}")
     assert sorted(problem_rows(page)) == [54]
+    chunks: list[int] = []
+    bulk_create = RecordsService.bulk_create
+
+    def counted(self, table_key, rows):
+        chunks.append(len(rows))
+        return bulk_create(self, table_key, rows)
+
+    monkeypatch.setattr(RecordsService, "bulk_create", counted)
     html = admin.commit(iid)
+    assert chunks == [10, 10, 10, 10, 10]  # four went in, the fifth was refused
     assert 'id="import-failed"' in html and "nothing was written" in html
     assert "Row 54" in html and "needs a category, a fax number" in html
     assert customers(co) == before
