@@ -592,3 +592,21 @@ def test_another_process_sees_the_new_schema(crm, admin):
     with other.session() as s:
         rs = other.records(s, admin)
         assert rs.create("customers", {"name": "A", "vip": True}).values["vip"] is True
+
+
+def test_type_change_keeps_a_plain_index(crm, admin):
+    with crm.schema_editor() as ed:
+        ed.create_table("codes", fields=[{"key": "code", "type": "text", "indexed": True}])
+    with service(crm, admin) as rs:
+        rs.bulk_create("codes", [{"code": "1"}, {"code": "2"}])
+        table = rs.table("codes")
+        name = table.sql.name
+        wanted = f"ix_t{table.id}_f{table.field('code').id}"
+    with crm.schema_editor() as ed:
+        ed.change_field_type("codes", "code", "integer")
+    with crm.engine.connect() as conn:
+        names = {ix["name"] for ix in sa.inspect(conn).get_indexes(name)}
+    assert wanted in names
+    with service(crm, admin) as rs:
+        assert rs.table("codes").field("code").config.get("indexed")
+        assert sorted(r.values["code"] for r in rs.list("codes").records) == [1, 2]

@@ -121,8 +121,7 @@ class TypeChanges:
             fd.unique = False
         self._changed(table.id)
         new_field = self.schema.table(table_key).field(f.key)
-        if new_field.unique:
-            self._create_indexes(self.schema.table(table_key), new_field)
+        self._create_indexes(self.schema.table(table_key), new_field)
         self._recreate_table_indexes(self.schema.table(table_key), in_indexes)
         if lost:
             self._record_lost(table, f, lost, f"type changed from {f.type} to {new_type}")
@@ -144,8 +143,9 @@ class TypeChanges:
         problems = t.check_config(cfg)
         if problems:
             raise BadRequest(f"Field `{f.key}`: " + "; ".join(problems))
-        if f.config.get("permissions"):
-            cfg["permissions"] = f.config["permissions"]  # who may see it stays as it was
+        for kept in ("permissions", "indexed"):  # who may see it, and its index, stay
+            if f.config.get(kept) and kept not in cfg:
+                cfg[kept] = f.config[kept]
         return dataclasses.replace(
             f, type=new_type, unique=f.unique and t.can_be_unique, config=cfg, default=None
         )
