@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import current_app, jsonify, request, send_file
+from flask import current_app, g, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ...platform.errors import BadRequest, CubebaseError, FieldProblem, NotFound, ValidationError
@@ -93,21 +93,35 @@ def _upload():
     return upload
 
 
+def _write_service() -> RecordsService:
+    """End the request's read transaction and continue in a write session. The
+    upload is received and stored before this, so on SQLite (whose write lock a
+    write session takes at BEGIN) other writers never wait on a slow client."""
+    read = g.pop("db", None)
+    if read is not None:
+        read.rollback()
+        read.close()
+    g.pop("records", None)
+    g.db = current_app.extensions["cubebase"].session(write=True)
+    return service()
+
+
 @bp.post("/tables/<table>/records/<record_id>/files/<field>")
-@writes
 def upload_file(table: str, record_id: str, field: str):
-    """Store the file and set the field to it, as one write of the record."""
-    svc = service()
-    t, record, f = _file_field(svc, table, record_id, field)
+    """Store the file and set the field to it, as one write of the record. Not a
+    ``writes`` endpoint: the checks before the upload only read, and the write
+    itself (every rule, the lock, the version) happens in a write session after."""
+    t, record, f = _file_field(service(), table, record_id, field)
     if f.type != "file":
         raise _not_a_file_field(f)
     version = _int_arg("version", None, 1, 2**31 - 1)
     upload = _upload()
     store = file_store(current_app.extensions["cubebase"])
     descriptor = store.put(upload.stream, upload.filename, clean_content_type(upload.mimetype))
+    svc = _write_service()
     updated = svc.update(t.key, record.id, {f.key: descriptor}, version=version)
     db_session().commit()
-    return jsonify(updated.to_json(t))
+    return jsonify(updated.to_json(svc.table(t.key)))
 
 
 @bp.delete("/tables/<table>/records/<record_id>/files/<field>")
