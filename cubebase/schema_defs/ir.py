@@ -307,6 +307,11 @@ class ActionSpec(IRNode):
     guard: Rule | None = doc("the action is allowed only when this holds on the record", None)
     guard_message: str | None = doc("what the user is told when the guard fails", None)
     comment: Literal["optional", "required"] = doc("whether a comment is required", "optional")
+    set: dict[str, Formula] | None = doc(
+        "fields the system sets on the record when this action decides the step: "
+        "{field: formula over the record}, e.g. {account_manager: transfer_to}",
+        None,
+    )
     where: dict = _where()
 
     @property

@@ -373,7 +373,49 @@ class _Checker:
             if r.when is None and i != len(a.routes) - 1:
                 self.err(r, "", "a route without `when` must come last (later ones never run)")
             d["routes"].append({"when": self.formula(r, "when", r.when, ft.BOOLEAN), "to": r.to})
+        if a.set:
+            d["set"] = self.set_fields(a)
         return d
+
+    def set_fields(self, a: ActionSpec) -> dict[str, str]:
+        """``set: {field: formula}``: each field one the system may write, each formula
+        giving that field's type (in stored form). Only in the document when given, so
+        versions deployed before ``set`` existed compare equal."""
+        table = self.schema.table(self.wf.table)
+        info = self.fs.table(self.wf.table)
+        file, line, path = a.at("set")
+        line = self.lines.get((file, path), line)
+        out: dict[str, str] = {}
+        for fk, source in a.set.items():
+            at = (file, line, f"{path}.{fk}")
+            f = table.fields.get(fk)
+            if f is None:
+                self.problems.add(
+                    at,
+                    f"`set`: table `{table.key}` has no field `{fk}`{did_you_mean(fk, table.fields)}",
+                )
+                continue
+            if f.system or f.type in CALCULATED_TYPES:
+                self.problems.add(
+                    at, f"`set`: `{fk}` is calculated automatically; it cannot be set"
+                )
+                continue
+            fi = info.fields.get(fk)
+            if fi is None or fi.storage == "reverse" or f.type == "file":
+                self.problems.add(at, f"`set`: `{fk}` cannot be set by a workflow")
+                continue
+            try:
+                F.check(source, self.fs, self.wf.table, fi.type)
+            except F.FormulaError as exc:
+                for item in exc.errors:
+                    self.problems.add(
+                        (file, line + item.line - 1, at[2]),
+                        f"`set` {fk}: {item.message}",
+                        item.excerpt,
+                    )
+                continue
+            out[fk] = F.to_stored(source, self.fs, self.wf.table)
+        return out
 
 
 # --- back to the IR (export) -------------------------------------------------------------
@@ -413,6 +455,8 @@ def to_spec(document: dict[str, Any], show) -> WorkflowSpec:
                 guard_message=ad["guard_message"],
                 comment=ad["comment"],
             )
+            if ad.get("set"):
+                a.set = {k: formula(v) for k, v in ad["set"].items()}
             if len(routes) == 1 and routes[0]["when"] is None:
                 a.to = routes[0]["to"]
             else:

@@ -696,6 +696,10 @@ class WorkflowEngine:
         )
         if done.rowcount != 1:
             raise ConflictError("This task was already completed")
+        decided = self._decision(session, inst, step, action)
+        if decided and action.get("set"):
+            changes.update(self._apply_set(session, inst, action, record))
+            record = self._record(session, inst)  # routes see what the action set
         self._event(
             session,
             inst,
@@ -709,7 +713,6 @@ class WorkflowEngine:
             now,
             step=task.step,
         )
-        decided = self._decision(session, inst, step, action)
         if decided:
             system = self.platform.records(session, Actor.system_actor())
             target = self._route(service, table, action, record)
@@ -738,6 +741,34 @@ class WorkflowEngine:
         session.flush()
         session.refresh(task)
         return task
+
+    def _apply_set(self, session, inst: Instance, action, record) -> dict[str, list]:
+        """The action's ``set``: every formula evaluated on the record as it is now (so
+        ``{a: b, b: BLANK()}`` moves b into a), then one update as the system through the
+        records service: validations and the lock rule apply, the record's history has
+        the change, and a refusal fails the whole action with the reason."""
+        system = self.platform.records(session, Actor.system_actor())
+        table = system.table(inst.table_key)
+        values = {
+            k: system.formulas.evaluate(table, stored, record, where=f"Workflow action `{k}`")
+            for k, stored in action["set"].items()
+        }
+        try:
+            after = system.update(inst.table_key, inst.record_id, values)
+        except (ValidationError, ConflictError, Forbidden, BadRequest) as exc:
+            exc.message = f"`{action['label']}` could not update the record: {exc.message}"
+            exc.args = (exc.message,)
+            raise
+        changes: dict[str, list] = {}
+        for k in values:
+            old, new = record.get(k), after.values.get(k)
+            if old != new:
+                f = table.fields[k]
+                changes[k] = [
+                    None if old is None else f.ftype.to_json(f, old),
+                    None if new is None else f.ftype.to_json(f, new),
+                ]
+        return changes
 
     def _decision(self, session, inst, step, action) -> bool:
         rows = session.execute(
