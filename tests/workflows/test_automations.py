@@ -261,3 +261,42 @@ automations:
     rid = create(platform, "opportunities", {"name": "R", "partner_share": 30})
     (credit,) = rows(platform, "credits")
     assert credit["opportunity"] == rid and credit["percent"] == 70
+
+
+def test_bulk_create_costs_no_query_per_row_when_no_automation_matches(platform):
+    import sqlalchemy as sa
+
+    deploy(
+        platform,
+        """
+automations:
+  - key: never_matches
+    table: opportunities
+    on: create
+    when: 'stage = "lost" AND amount > 1000000'
+    actions: [{update: {touches: '1'}}]
+""",
+    )
+
+    def statements(n: int) -> int:
+        count = 0
+
+        def counted(*args):
+            nonlocal count
+            count += 1
+
+        sa.event.listen(platform.engine, "before_cursor_execute", counted)
+        try:
+            with platform.session(write=True) as s, s.begin():
+                platform.records(s, Actor.system_actor()).bulk_create(
+                    "opportunities", [{"name": f"o{i}", "stage": "open"} for i in range(n)]
+                )
+        finally:
+            sa.event.remove(platform.engine, "before_cursor_execute", counted)
+        return count
+
+    statements(5), statements(5)  # warm caches
+    few = statements(30)
+    many = statements(300)
+    assert many <= few  # the same statements (PostgreSQL batches a big insert its own way)
+    assert len(rows(platform, "opportunities")) == 340

@@ -165,7 +165,7 @@ class AutomationEngine:
             )
         stack.append(a.key)
         try:
-            system = self.platform.records(session, Actor.system_actor())
+            system = service.system()  # one per write: its automations are read once
             rec = system.get(table.key, record_id, trashed=deleted)
             slot = f"deleted:v{rec.version}" if deleted else f"v{rec.version}"
             if not self._claim_run(session, a.id, record_id, slot):
