@@ -195,4 +195,4 @@ def json_body() -> dict:
     return data
 
 
-from . import files, formula, openapi, records, schema, tables, tasks  # noqa: E402,F401  (routes register on bp)
+from . import files, formula, openapi, records, reports, schema, tables, tasks  # noqa: E402,F401  (routes register on bp)

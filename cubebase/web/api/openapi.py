@@ -506,8 +506,12 @@ def build_document(svc: RecordsService) -> dict:
     from . import tasks as tasks_api
 
     paths.update(tasks_api.openapi_paths(_responses, _json_body, _param))
+    from . import reports as reports_api
+
+    paths.update(reports_api.openapi_paths(_responses, _param))
     tags = [{"name": t.key, "description": t.label} for t in tables]
     tags.append({"name": "Workflows", "description": "Tasks and workflows"})
+    tags.append({"name": "Reports", "description": "Reports, run as the caller"})
     if svc.access.unlimited:  # the schema endpoints are for admins
         from . import schema as schema_api
 

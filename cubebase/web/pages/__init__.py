@@ -175,5 +175,6 @@ from . import (  # noqa: E402,F401  (routes register on bp)
     inbox,
     kanban,
     records,
+    reports,
     saved_views,
 )

@@ -1,20 +1,22 @@
-"""Charts and dashboards: bar, line, pie and funnel charts of a view grouped by a
-field with an aggregate (count, sum, average), drawn as server-side SVG (readable
-without JavaScript, every label escaped by the template), with the numbers as a
-table beside them.
+"""Charts: bar, line, pie and funnel charts of a view grouped by a field with an
+aggregate (count, sum, average), drawn as server-side SVG (readable without
+JavaScript, every label escaped by the template), with the numbers as a table
+beside them; the same drawing shows reports on their pages and dashboards
+(``report_chart``, see pages/reports.py).
 
 Every number comes from the records service as the viewer, so row and field rules
 apply: counts per option of a select field are ``count(where=[..., field = option])``
-(one indexed count per option); other groupings and sums/averages read the view's
-records through ``list`` (two fields, pages of 500, at most ``SCAN_CAP`` records;
-the chart says so when it stops there). The records service has no grouped
-aggregate read yet (see docs/web.md).
+(one indexed count per option); other groupings go through ``aggregate`` (one GROUP
+BY; dates by month) and, for what it cannot group, read the view's records through
+``list`` (two fields, pages of 500, at most ``SCAN_CAP`` records; the chart says so
+when it stops there).
 
-A chart is saved to dashboards in its table's settings (``config["charts"]``):
-``{key, label, type, by, agg, of, filter, dashboards: [role, ...]}`` with ``by`` and
-``of`` as field ids and ``filter`` in stored formula form, so renaming a field
-keeps the chart. ``/dashboards/ROLE`` shows every chart naming the role, from the
-tables the viewer may read, computed as the viewer.
+"Save to dashboard" (admins) saves the chart as a report (cb_reports: the table, the
+view's filter, the group and the measure, by field id) and adds it to the dashboard
+of each chosen role (cb_dashboards, keyed by the role), so it exports with the app's
+files. Charts saved before reports existed (the table setting ``config["charts"]``)
+stay readable: ``/dashboards/ROLE`` shows them after the dashboard's own items, and
+an admin can still remove them (docs/reports.md).
 """
 
 from __future__ import annotations
@@ -31,12 +33,10 @@ import sqlalchemy as sa
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
-from ...formula import types as ft
-from ...platform import formulas
-from ...platform.actor import ADMIN_ROLE
+from ...platform import formulas, reports
 from ...platform.errors import BadRequest, CubebaseError, NotFound
 from ...platform.listing import Condition
-from ...platform.models import Role
+from ...platform.models import Dashboard, Report, Role
 from ...platform.records import MAX_PAGE, FormulaFilter, RecordsService
 from ...platform.schema import Field, Table
 from . import bp
@@ -365,15 +365,55 @@ def render_chart(svc: RecordsService, t: Table, spec: ChartSpec, where: list) ->
     except CubebaseError as exc:
         if exc.http_status == 404:
             raise
-        return {"spec": spec, "title": spec.title(), "problem": _problem(exc), "data": []}
+        return {
+            "spec": spec,
+            "kind": spec.type,
+            "title": spec.title(),
+            "problem": _problem(exc),
+            "data": [],
+        }
     return {
         "spec": spec,
+        "kind": spec.type,
         "title": spec.title(),
         "data": [(label, number(v)) for label, v in data],
         "svg": svg_of(spec.type, data),
         "note": note,
         "problem": None,
         "empty": not any(v for _, v in data),
+        "group_label": spec.by.label,
+        "measure_label": "Records"
+        if spec.agg == "count"
+        else f"{AGGREGATES[spec.agg]} of {spec.of.label}",
+    }
+
+
+def report_chart(result: Any, kind: str, title: str) -> dict[str, Any]:
+    """A report's result (``platform.reports.ReportResult``) for ``_chart.html``: one
+    bar, point, slice or step per row, labelled by its groups ("2026-03 · won" with
+    two), sized by the first measure; without a group, one per measure."""
+    n = result.groups
+    data: list[tuple[str, float]] = []
+    if n:
+        for texts, values in zip(result.rows, result.values, strict=True):
+            v = values[n] if len(values) > n else None
+            data.append((" · ".join(texts[:n]), float(v) if v is not None else 0.0))
+        group_label = " · ".join(result.headers[:n])
+        measure_label = result.headers[n] if len(result.headers) > n else ""
+    else:
+        values = result.values[0] if result.values else []
+        data = [(h, float(v or 0)) for h, v in zip(result.headers, values, strict=False)]
+        group_label, measure_label = "Measure", "Value"
+    return {
+        "kind": kind,
+        "title": title,
+        "data": [(label, number(v)) for label, v in data],
+        "svg": svg_of(kind, data),
+        "note": result.note,
+        "problem": None,
+        "empty": not any(v for _, v in data),
+        "group_label": group_label,
+        "measure_label": measure_label,
     }
 
 
@@ -393,7 +433,13 @@ def chart(table: str):
         try:
             where = view.where(svc)
         except CubebaseError as exc:
-            result = {"spec": spec, "title": spec.title(), "problem": _problem(exc), "data": []}
+            result = {
+                "spec": spec,
+                "kind": spec.type,
+                "title": spec.title(),
+                "problem": _problem(exc),
+                "data": [],
+            }
         else:
             result = render_chart(svc, t, spec, where)
     return render_template(
@@ -418,7 +464,8 @@ def _save_charts(t: Table, charts: list[dict[str, Any]]) -> None:
 
 @bp.post("/t/<table>/charts")
 def save_chart(table: str):
-    """Admins: save the chart on screen (with the view's filter) to role dashboards."""
+    """Admins: save the chart on screen (with the view's filter) as a report on the
+    dashboards of the chosen roles."""
     svc = service()
     t = visible_table(svc, table)
     if not g.actor.is_admin:
@@ -428,36 +475,50 @@ def save_chart(table: str):
     spec = parse_spec(svc, t, request.form)
     if spec is None:
         raise BadRequest("This table has no field to group by")
-    known = {k for k, _ in _roles(g.db)}
-    roles = [r for r in request.form.getlist("dashboards") if r in known]
+    labels = dict(_roles(g.db))
+    roles = [r for r in request.form.getlist("dashboards") if r in labels]
     if not roles:
         flash("Choose at least one role's dashboard.", "error")
         return redirect(url_for("pages.chart", table=t.key, **request.form.to_dict(flat=True)))
-    label = (request.form.get("label") or spec.title()).strip()[:200]
+    label = (request.form.get("label") or spec.title()).strip()[:200] or spec.title()
     source = request.form.get("filter", "").strip()
-    stored = None
-    if source:
-        stored, _ = formulas.store(svc.schema, t.key, source, "The chart's filter", ft.BOOLEAN)
-    existing = list(t.config.get("charts") or [])
+    taken = set(g.db.scalars(sa.select(Report.key)))
     base = KEY_RE.sub("_", label.lower()).strip("_")[:40] or "chart"
+    if not base[0].isalpha():
+        base = f"chart_{base}"[:40]
     key, n = base, 2
-    while any(c.get("key") == key for c in existing):
+    while key in taken:
         key, n = f"{base}_{n}", n + 1
-    existing.append(
+    by = spec.by.key + (":month" if spec.by.type in ("date", "datetime") else "")
+    measure = "count" if spec.of is None else f"{spec.agg}({spec.of.key})"
+    rep = reports.build(
+        svc.schema,
+        key,
         {
-            "key": key,
             "label": label,
-            "type": spec.type,
-            "by": spec.by.id,
-            "agg": spec.agg,
-            "of": spec.of.id if spec.of is not None else None,
-            "filter": stored,
-            "dashboards": roles,
-        }
+            "table": t.key,
+            "filter": source or None,
+            "group_by": [by],
+            "measures": [measure],
+            "roles": roles,
+        },
     )
-    _save_charts(t, existing)
+    reports.save_report(g.db, svc.schema, rep)
+    for role in roles:
+        board = g.db.scalar(sa.select(Dashboard).where(Dashboard.key == role))
+        items = list((board.definition or {}).get("items") or []) if board else []
+        items.append({"report": key, "chart": spec.type})
+        reports.save_dashboard(
+            g.db,
+            role,
+            board.label if board else labels[role],
+            list((board.definition or {}).get("roles") or [role]) if board else [role],
+            items,
+            app=board.app if board else None,
+        )
+    g.db.commit()
     flash(f"“{label}” was added to the dashboard of {', '.join(roles)}.", "success")
-    return redirect(url_for("pages.dashboard", role=roles[0]))
+    return redirect(url_for("pages.dashboard", key=roles[0]))
 
 
 @bp.post("/t/<table>/charts/<key>/delete")
@@ -488,33 +549,19 @@ def _stored_charts(svc: RecordsService) -> list[tuple[Table, dict[str, Any]]]:
     return out
 
 
-def _my_roles() -> set[str]:
-    return set(g.actor.roles)
-
-
-@bp.get("/dashboards")
-def dashboards():
-    svc = service()
-    roles = _roles(g.db)
+def legacy_roles(svc: RecordsService) -> dict[str, int]:
+    """Role -> how many charts saved before reports existed name it."""
     counts: dict[str, int] = defaultdict(int)
     for _, c in _stored_charts(svc):
         for r in c.get("dashboards") or []:
-            counts[r] += 1
-    mine = _my_roles()
-    shown = [
-        (key, label, counts.get(key, 0)) for key, label in roles if g.actor.is_admin or key in mine
-    ]
-    if len(shown) == 1 and not g.actor.is_admin:
-        return redirect(url_for("pages.dashboard", role=shown[0][0]))
-    return render_template("pages/dashboards.html", dashboards=shown)
+            if isinstance(r, str):
+                counts[r] += 1
+    return counts
 
 
-@bp.get("/dashboards/<role>")
-def dashboard(role: str):
-    svc = service()
-    labels = dict(_roles(g.db))
-    if role not in labels or (role not in _my_roles() and not g.actor.is_admin):
-        raise NotFound(f"There is no dashboard `{role}`")
+def legacy_charts(svc: RecordsService, role: str) -> list[dict[str, Any]]:
+    """The charts saved before reports existed (``config["charts"]``) on the dashboard
+    of ``role``, computed as the viewer."""
     charts = []
     for t, c in _stored_charts(svc):
         if role not in (c.get("dashboards") or []):
@@ -534,15 +581,7 @@ def dashboard(role: str):
             **({"filter": spec.filter} if spec.filter else {}),
         }
         charts.append(item)
-    return render_template(
-        "pages/dashboard.html",
-        role=role,
-        role_label=labels[role],
-        charts=charts,
-        form=ChartForm(),
-        is_admin=g.actor.is_admin,
-        admin_role=ADMIN_ROLE,
-    )
+    return charts
 
 
 def _spec_of(svc: RecordsService, t: Table, c: dict[str, Any]) -> ChartSpec | None:

@@ -224,15 +224,56 @@ def test_dashboards_per_role(admin, sales, sample):
         ed.update_field("deals", "amount", key="value")
     page = sales.get("/dashboards/sales").get_data(as_text=True)
     assert 'data-chart-type="funnel"' in page and "Sum of Amount" in page
-    # the admin removes it
+    # the chart is a report (exported with the app's files) on the role's dashboard
+    report = re.search(r'href="/reports/(\w+)"', page)
+    assert report and report.group(1) == "pipeline_b_value_b"
+    assert sales.get("/reports/pipeline_b_value_b").status_code == 200
+    # the admin removes it from the dashboard (the report stays)
     page = admin.get("/dashboards/sales").get_data(as_text=True)
-    m = re.search(r'action="(/t/deals/charts/[\w]+/delete)"', page)
+    m = re.search(r'action="(/dashboards/sales/items/0/delete)"', page)
+    resp = admin.client.post(m.group(1), data={"csrf_token": csrf_of(page)})
+    assert resp.status_code == 302
+    assert 'id="no-charts"' in sales.get("/dashboards/sales").get_data(as_text=True)
+    assert "Sales" in admin.get("/dashboards").get_data(as_text=True)
+    assert sales.client.post("/dashboards/sales/items/0/delete").status_code in (400, 403)
+
+
+def test_charts_saved_before_reports_stay_readable(admin, sales, sample):
+    """A chart in the table's settings (config["charts"], before reports existed) is
+    still shown on /dashboards/ROLE, as the viewer, and an admin can remove it."""
+    with system_records(sample) as svc:
+        t = svc.table("deals")
+        config = dict(t.config)
+        stage = t.fields["stage"].id
+    config["charts"] = [
+        {
+            "key": "old",
+            "label": "Old <i>funnel</i>",
+            "type": "funnel",
+            "by": stage,
+            "agg": "count",
+            "of": None,
+            "filter": None,
+            "dashboards": ["sales"],
+        }
+    ]
+    from cubebase.platform.schema_changes import RULE_KEYS
+
+    with sample.schema_editor() as ed:
+        ed.update_table("deals", config={k: v for k, v in config.items() if k not in RULE_KEYS})
+    resp = sales.get("/dashboards")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/dashboards/sales")
+    page = sales.get("/dashboards/sales").get_data(as_text=True)
+    assert "Old &lt;i&gt;funnel&lt;/i&gt;" in page and 'data-chart-type="funnel"' in page
+    rows = dict(re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">([^<]+)</td></tr>", page))
+    assert rows["won"] == "2"
+    page = admin.get("/dashboards/sales").get_data(as_text=True)
+    m = re.search(r'action="(/t/deals/charts/old/delete)"', page)
     resp = admin.client.post(
         m.group(1), data={"csrf_token": csrf_of(page), "back": "//evil.example/"}
     )
     assert resp.status_code == 302 and "evil" not in resp.headers["Location"]
-    assert 'id="no-charts"' in sales.get("/dashboards/sales").get_data(as_text=True)
-    assert "Sales" in admin.get("/dashboards").get_data(as_text=True)
+    assert sales.get("/dashboards/sales").status_code == 404
 
 
 # --- calendar ---------------------------------------------------------------------------------
