@@ -22,10 +22,13 @@ Rules (docs/workflows.md has them in words):
   approved, and rejected as soon as approval can no longer reach ``needed``.
   The deciding action's routes pick the next step; the other open tasks of
   the step are closed as skipped.
-- While an instance runs, the fields its steps make editable (the workflow's
-  fields) are locked except at the step that lists them, and there only for that
-  step's assignees (and their delegates): a ``before_write`` hook, so the rule
-  holds for every road into the records service, not only for forms.
+- While an instance runs, the fields its steps make editable or its actions set
+  (the workflow's fields) are locked except at the step that lists them as
+  editable, and there only for that step's assignees (and their delegates): a
+  ``before_write`` hook, so the rule holds for every road into the records
+  service, not only for forms. The system (an action's ``set``) is not held.
+- An action's ``set`` is applied when that action decides the step, as the
+  system through the records service, before routing (``_apply_set``).
 """
 
 from __future__ import annotations
@@ -199,6 +202,8 @@ class WorkflowEngine:
         ):
             d = self.definition(session, inst.version_id)
             controlled = {f for s in d["steps"] for f in s["editable"]}
+            # the fields its actions set are the workflow's too: only it changes them
+            controlled |= {f for s in d["steps"] for a in s["actions"] for f in a.get("set", ())}
             changed = set(new_values) & controlled
             if not changed:
                 continue

@@ -86,6 +86,17 @@ def test_approve_sets_the_fields_as_the_system(platform, handover, admin, users)
     assert {c["field"] for c in last["changes"]} == {"owner", "reason", "discount"}
 
 
+def test_the_fields_it_sets_are_locked_while_it_runs(platform, handover, admin, users):
+    seller = users["seller"]
+    qid = new_quote(platform, admin, users)
+    start(platform, handover, admin, "handover", qid)
+    for who, values in ((seller, {"reason": "mine"}), (admin, {"owner": admin.user_id})):
+        with pytest.raises(LockedError), platform.session(write=True) as s, s.begin():
+            platform.records(s, who).update("quotes", qid, values)
+    with platform.session(write=True) as s, s.begin():  # a field it does not set is free
+        platform.records(s, seller).update("quotes", qid, {"title": "Q1b"})
+
+
 def test_set_runs_once_when_the_action_decides_the_step(platform, handover, admin, users):
     qid = new_quote(platform, admin, users)
     inst_id = start(platform, handover, admin, "handover", qid)

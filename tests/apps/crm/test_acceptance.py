@@ -110,19 +110,33 @@ def test_transfer_needs_the_receiving_managers_approval(co):
     assert tasks(co.bob) == [] and tasks(co.ann) == []
     (task,) = tasks(co.rm_north)
     assert task["workflow"] == "customer_transfer" and task["record_id"] == cid
-    # approving without handing the customer over is refused by the guard
-    resp, _ = complete(co.rm_north, task["id"], "approve")
-    assert resp.status_code == 403
-    # while the transfer runs, nobody else changes the account manager
+    # while the transfer runs, nobody else changes the account manager or the request
     assert err(co.admin.patch(f"{API}/customers/records/{cid}",
                               json={"fields": {"account_manager": co.uid("cai")}}), 409)["code"] == "locked"  # fmt: skip
-    resp, _ = complete(
-        co.rm_north, task["id"], "approve", fields={"account_manager": co.uid("bob")}
-    )
+    assert err(co.ann.patch(f"{API}/customers/records/{cid}",
+                            json={"fields": {"transfer_to": co.uid("cai")}}), 409)["code"] == "locked"  # fmt: skip
+    # accepting is one click: the workflow hands the customer over (as the system)
+    resp, _ = complete(co.rm_north, task["id"], "approve")
     assert resp.status_code == 200, resp.get_json()
     customer = rec(co.bob.get(f"{API}/customers/records/{cid}"))
     assert customer["fields"]["account_manager"] == co.uid("bob")
+    assert customer["fields"]["transfer_to"] is None
+    assert customer["fields"]["transfer_reason"] is None
     err(co.ann.get(f"{API}/customers/records/{cid}"), 404)
+    # the customer's history has the change; the workflow's history says who accepted
+    history = rec(co.admin.get(f"{API}/customers/records/{cid}/history"))["history"]
+    moved = [h for h in history if any(c["field"] == "account_manager" for c in h["changes"])][-1]
+    change = next(c for c in moved["changes"] if c["field"] == "account_manager")
+    assert (change["old"], change["new"]) == (co.uid("ann"), co.uid("bob"))
+    from cubebase.workflows.engine import engine_of
+    from cubebase.workflows.models import Instance
+
+    with co.platform.session() as s:
+        (inst,) = s.query(Instance).filter_by(record_id=cid, table_key="customers").all()
+        assert inst.status == "done"
+        event = engine_of(co.platform).history(s, inst.id)[-1]
+    assert event["actor_id"] == co.uid("rm.north") and event["action"] == "approve"
+    assert event["changes"]["account_manager"] == [co.uid("ann"), co.uid("bob")]
     # the communication history went with the customer
     notes = co.all("bob", "interactions", '&filter=customer.name = "Beijing Media"')
     assert [n["id"] for n in notes] == [note["id"]]
