@@ -396,6 +396,7 @@ def _bench_page(env: Env, session, conn, pages: int, warmup: int) -> dict:
     out["python"] = python_costs(env, session, starts[1])
     out["sql_ms"] = page_sql_costs(env, session, starts[1])
     out["one_field_each"] = per_field_costs(env, session, starts[1])
+    out["stages_ms"] = page_stages(env, session, starts[1], max(pages, 100))
     return out
 
 
@@ -549,6 +550,78 @@ def per_field_costs(env: Env, session, after: int) -> dict:
         stmt = _page_statement(svc, "customers", after, [*stored, key])
         session.execute(stmt).all()
         out[key] = _ms(_median_time(lambda s=stmt: session.execute(s).all(), 30) - base)
+    return out
+
+
+def page_stages(env: Env, session, after: int, n: int) -> dict:
+    """Where a page's time goes, formulas against twin, each stage measured
+    interleaved (medians, ms): the database's own work (the page statement wrapped in
+    ``count(*)``: executed, nothing sent back), the driver (execute, fetch, decode the
+    values, ``cursor.description``), SQLAlchemy (the same statement through
+    ``session.execute``, rows built), and the records service's ``list``. Each
+    stage includes the ones before it; the differences are what each adds."""
+    p = env.platform
+    cursor = encode_cursor("", [after])
+    sent: dict[str, tuple[str, Any]] = {}
+
+    def grab(conn, cur, statement, parameters, context, executemany):
+        if "cb_state" not in statement:
+            sent["last"] = (statement, parameters)
+
+    event.listen(p.engine, "before_cursor_execute", grab)
+    try:
+        for key in ("customers", "customers_plain"):
+            p.records(session, env.admin).list(key, limit=PAGE, cursor=cursor)
+            sent[key] = sent.pop("last")
+    finally:
+        event.remove(p.engine, "before_cursor_execute", grab)
+    dbapi = session.connection().connection.dbapi_connection
+
+    def server(key: str) -> None:
+        sql, params = sent[key]
+        cur = dbapi.cursor()
+        cur.execute(f"SELECT count(*) FROM ({sql}) AS page", params)
+        cur.fetchall()
+        cur.close()
+
+    def driver(key: str) -> None:
+        sql, params = sent[key]
+        cur = dbapi.cursor()
+        cur.execute(sql, params)
+        cur.fetchall()
+        _ = cur.description
+        cur.close()
+
+    def sqlalchemy(key: str) -> None:
+        sql, params = sent[key]
+        session.connection().exec_driver_sql(sql, params).all()
+
+    def service(key: str) -> None:
+        p.records(session, env.admin).list(key, limit=PAGE, cursor=cursor)
+
+    stages = {"server": server, "driver": driver, "sqlalchemy": sqlalchemy, "service": service}
+    calls = [(f"{st}:{k}", fn, k) for st, fn in stages.items() for k in sent]
+    lat: dict[str, list[float]] = {name: [] for name, _, _ in calls}
+    for _name, fn, k in calls:
+        for _ in range(10):
+            fn(k)
+    gc.collect()
+    for i in range(n):
+        j = i % len(calls)
+        for name, fn, k in calls[j:] + calls[:j]:  # rotate who goes first
+            t0 = time.perf_counter()
+            fn(k)
+            lat[name].append(time.perf_counter() - t0)
+    out: dict[str, Any] = {}
+    for st in stages:
+        a = _pct(lat[f"{st}:customers"], 50)
+        b = _pct(lat[f"{st}:customers_plain"], 50)
+        out[st] = {
+            "formulas": _ms(a),
+            "twin": _ms(b),
+            "extra": _ms(a - b),
+            "ratio": round(a / b, 2),
+        }
     return out
 
 
@@ -961,6 +1034,11 @@ def summary(results: dict) -> str:
             lines.append(
                 f"| ratio formulas / {base} | {r[f'ratio_p50_vs_{base}']:.2f} "
                 f"| {r[f'ratio_p95_vs_{base}']:.2f} |"
+            )
+        for stage, x in r["stages_ms"].items():
+            lines.append(
+                f"| stage `{stage}` (p50): formulas {x['formulas']:.3f}, twin {x['twin']:.3f} "
+                f"ms, extra {x['extra']:.3f} ms | ratio {x['ratio']:.2f} | |"
             )
     if "aggregate" in results:
         r = results["aggregate"]
