@@ -65,6 +65,10 @@ class TablePlan:
             for f in fields
             if f.type == "formula" and f.column_name is None and f.key not in hidden
         ]
+        # (key, column, from_db as a function or None) of every value a read returns
+        self.readers = [
+            (f.key, column, ftype.reader(f)) for f, ftype, column in self.read + self.computed
+        ]
         self.defaults = [f for f in fields if f.default and f.writable]
         self.rules = list(table.config.get("validations") or [])
         t = table.sql

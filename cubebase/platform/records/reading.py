@@ -388,11 +388,9 @@ class Reading:
     def _record(self, table: Table, row: Mapping, fields: Sequence[str] | None = None) -> Record:
         values: dict[str, Any] = {}
         if fields is None:
-            plan = self._plan(table)
-            for f, ftype, column in plan.read:
-                values[f.key] = ftype.from_db(f, row[column])
-            for f, ftype, column in plan.computed:
-                values[f.key] = ftype.from_db(f, row[column])
+            for key, column, read in self._plan(table).readers:
+                value = row[column]
+                values[key] = value if read is None else read(value)
         else:
             for f in self._fields(table, fields):
                 if f.column_name is not None:
