@@ -23,7 +23,9 @@ from .errors import BadRequest, NotFound
 
 CHUNK = 1024 * 1024
 KEY_RE = re.compile(r"[0-9a-f]{64}")
-NAME_BAD = re.compile(r'[\x00-\x1f/\\:"<>|?*]')
+NAME_BAD = re.compile(r'[\x00-\x1f\x7f/\\:"<>|?*]')
+SAFE_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
+OCTET = "application/octet-stream"
 
 
 class FileStore:
@@ -59,7 +61,7 @@ class FileStore:
             "key": key,
             "name": name,
             "size": size,
-            "content_type": (content_type or "application/octet-stream")[:100],
+            "content_type": clean_content_type(content_type),
         }
 
     def path(self, key: str, *, must_exist: bool = True) -> Path:
@@ -69,6 +71,14 @@ class FileStore:
         if must_exist and not p.is_file():
             raise NotFound("The file is missing from the file store")
         return p
+
+
+def clean_content_type(value: str | None) -> str:
+    """The declared type as a bare ``type/subtype`` (lower case, no parameters), or
+    ``application/octet-stream`` when it is not one: a label for a download, never
+    a reason to render it (downloads are attachments, see docs/api.md, "Files")."""
+    kind = (value or "").split(";", 1)[0].strip().lower()
+    return kind if SAFE_TYPE.fullmatch(kind) else OCTET
 
 
 def _clean_name(name: str | None) -> str:

@@ -15,14 +15,13 @@ browser and the content type a client declared is never trusted to render.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import current_app, g, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ...platform.errors import BadRequest, CubebaseError, FieldProblem, NotFound, ValidationError
-from ...platform.files import file_store
+from ...platform.files import OCTET, clean_content_type, file_store
 from ...platform.records import Record, RecordsService
 from ...platform.schema import Field, Table
 from . import bp, writes
@@ -31,8 +30,6 @@ from .records import _int_arg
 from .visibility import service, visible_table
 
 PART = "file"  # the multipart part that carries the file
-SAFE_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
-OCTET = "application/octet-stream"
 
 
 class TooLarge(CubebaseError):
@@ -43,14 +40,6 @@ class TooLarge(CubebaseError):
 class UnsupportedMediaType(CubebaseError):
     code = "unsupported_media_type"
     http_status = 415
-
-
-def clean_content_type(value: str | None) -> str:
-    """The declared type as a bare ``type/subtype`` (lower case, no parameters), or
-    ``application/octet-stream`` when it is not one: a label for the download, never
-    a reason to render it."""
-    kind = (value or "").split(";", 1)[0].strip().lower()
-    return kind if SAFE_TYPE.fullmatch(kind) else OCTET
 
 
 def _file_field(
@@ -117,7 +106,7 @@ def upload_file(table: str, record_id: str, field: str):
     version = _int_arg("version", None, 1, 2**31 - 1)
     upload = _upload()
     store = file_store(current_app.extensions["cubebase"])
-    descriptor = store.put(upload.stream, upload.filename, clean_content_type(upload.mimetype))
+    descriptor = store.put(upload.stream, upload.filename, upload.mimetype)
     svc = _write_service()
     updated = svc.update(t.key, record.id, {f.key: descriptor}, version=version)
     db_session().commit()
