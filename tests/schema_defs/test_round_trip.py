@@ -27,6 +27,39 @@ def big_app() -> dict[str, dict]:
                     "fields": [{"key": "team", "type": "select", "options": ["a", "b"]}],
                 }
             ],
+            "reports": [
+                {
+                    "key": "value_by_month",
+                    "label": "Value by owner and month",
+                    "table": "table_3",
+                    "filter": 'stage = "won"',
+                    "group_by": ["owner", "due:month"],
+                    "measures": ["count", "sum(price)", "avg(amount)", "max(seen_at)"],
+                    "sort": "-sum(price)",
+                    "limit": 50,
+                    "roles": ["sales", "boss"],
+                },
+                {"key": "stages", "table": "table_0", "group_by": ["stage"]},
+                {
+                    "key": "open_list",
+                    "table": "table_5",
+                    "filter": "NOT done",
+                    "columns": ["name", "parent", "price"],
+                    "sort": "-price,name",
+                },
+            ],
+            "dashboards": [
+                {
+                    "key": "boss",
+                    "label": "The boss's morning",
+                    "roles": ["boss"],
+                    "items": [
+                        {"report": "stages", "chart": "funnel"},
+                        {"report": "value_by_month", "chart": "line", "label": "Per month"},
+                        {"report": "open_list"},
+                    ],
+                }
+            ],
         }
     }
     for i in range(N_TABLES):
