@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from cubebase.schema_defs.automations import parse_schedule
+from cubebase.schema_defs.schedules import parse_schedule
 from cubebase.workflows.automations import engine as automation_engine
 from cubebase.workflows.jobs import sweep
 from cubebase.workflows.models import Automation

@@ -35,7 +35,8 @@ from ...formula import types as ft
 from ...platform.actor import Actor
 from ...platform.errors import BadRequest, ConflictError, CubebaseError, NotFound
 from ...platform.records import FormulaFilter
-from ...schema_defs.automations import parse_schedule, table_by_id
+from ...schema_defs.automations import table_by_id
+from ...schema_defs.schedules import parse_schedule
 from ..models import Automation, AutomationRun
 from .actions import ACTIONS, Context
 
