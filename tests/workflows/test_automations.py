@@ -300,3 +300,25 @@ automations:
     many = statements(300)
     assert many <= few  # the same statements (PostgreSQL batches a big insert its own way)
     assert len(rows(platform, "opportunities")) == 340
+
+
+def test_a_match_value_that_does_not_fit_its_field_is_a_clear_refusal(platform):
+    deploy(
+        platform,
+        """
+automations:
+  - key: statement_by_name
+    label: Statement by name
+    table: opportunities
+    on: create
+    actions:
+      - find_or_create: commission_statements
+        match: {month: 'DATE(2026, 2, 30)', salesperson: owner}
+      - find_or_create: subscriptions
+        match: {status: name}
+""",
+    )
+    with pytest.raises(ValidationError) as exc:
+        create(platform, "opportunities", {"name": "not a status"})
+    assert exc.value.message.startswith("Automation `Statement by name`: status:")
+    assert rows(platform, "opportunities") == []

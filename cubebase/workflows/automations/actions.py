@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ... import formula as F
 from ...platform.actor import Actor
-from ...platform.errors import NotFound
+from ...platform.errors import BadRequest, FieldProblem, NotFound, ValidationError
+from ...platform.fieldtypes import ConversionError
 from ...platform.records import FormulaFilter
 from ...schema_defs.automations import NO_TABLE, AutomationView, field_by_id, table_by_id
 from ..models import Instance, Notification, Workflow
@@ -53,10 +54,13 @@ class Context:
         cache = self.system.schema.formula_cache
         ck = ("automation", key, tuple(names), stored)
         checked = cache.get(ck)
-        if checked is None:
-            view = AutomationView(self.system.schema.formula_schema(), key, names)
-            checked = cache[ck] = F.check(stored, view, key or NO_TABLE)
-        return F.evaluate(checked, self.record, self.system.formulas.eval_context())
+        try:
+            if checked is None:
+                view = AutomationView(self.system.schema.formula_schema(), key, names)
+                checked = cache[ck] = F.check(stored, view, key or NO_TABLE)
+            return F.evaluate(checked, self.record, self.system.formulas.eval_context())
+        except F.FormulaError as exc:  # a field deleted since, a formula too deep
+            raise BadRequest(f"a formula could not be computed: {exc.message}") from None
 
     def values(self, table, pairs) -> dict[str, Any]:
         """``[[field id, stored formula], ...]`` evaluated into the records service's input."""
@@ -207,7 +211,10 @@ class FindOrCreate(Action):
             if value is None:
                 conds.append(lambda t, f=f: t.column(f).is_(None))
             else:
-                db = f.ftype.to_db(f, f.ftype.to_python(f, value))
+                try:
+                    db = f.ftype.to_db(f, f.ftype.to_python(f, value))
+                except ConversionError as exc:
+                    raise ValidationError([FieldProblem(key, str(exc))]) from None
                 conds.append(lambda t, f=f, db=db: t.column(f) == db)
         page = ctx.system.list(target.key, where=conds, sort="id", limit=1, fields=[])
         if page.records:
