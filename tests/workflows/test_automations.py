@@ -322,3 +322,46 @@ automations:
         create(platform, "opportunities", {"name": "not a status"})
     assert exc.value.message.startswith("Automation `Statement by name`: status:")
     assert rows(platform, "opportunities") == []
+
+
+def test_over_the_api_a_refusal_is_a_4xx_naming_the_automation(platform):
+    from cubebase.platform.users import create_token
+    from cubebase.web import create_app
+
+    deploy(
+        platform,
+        """
+automations:
+  - key: won_needs_a_valid_stage
+    label: Won deals
+    table: opportunities
+    on: update
+    when: 'stage = "won"'
+    actions: [{update: {stage: '"archived"'}}]
+  - key: count_touches
+    table: opportunities
+    on: update
+    when: 'amount > 0'
+    actions: [{update: {touches: '1'}}]
+  - key: touch_again
+    table: opportunities
+    on: update
+    actions: [{update: {touches: 'touches + 1'}}]
+""",
+    )
+    app = create_app(platform.config, platform)  # the API installs the engine's hooks
+    with platform.session(write=True) as s, s.begin():
+        token = create_token(platform, s, "admin@example.com")
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    r = c.post("/api/v1/tables/opportunities/records", json={"fields": {"name": "A"}})
+    assert r.status_code == 201, r.get_json()
+    rid = r.get_json()["id"]
+    url = f"/api/v1/tables/opportunities/records/{rid}"
+    r = c.patch(url, json={"fields": {"stage": "won"}})
+    assert r.status_code == 422
+    assert r.get_json()["error"]["message"].startswith("Automation `Won deals`: stage:")
+    r = c.patch(url, json={"fields": {"amount": 5}})
+    assert r.status_code == 409 and "levels deep" in r.get_json()["error"]["message"]
+    (opp,) = rows(platform, "opportunities")
+    assert opp["stage"] is None and opp["amount"] is None and opp["touches"] is None
