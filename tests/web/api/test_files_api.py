@@ -208,3 +208,67 @@ def test_schemathesis_on_the_file_endpoints(app, token, client, world, mode):
     """Generated uploads, downloads and removals: no 5xx, and every response
     conforms to the document."""
     run_schemathesis(app, token, mode, MAX_EXAMPLES * 2, lambda op: "/files/" in op.path, 2)
+
+
+class _WatchedBody(io.BytesIO):
+    """A request body that, when the server starts reading it, checks whether
+    another connection could take SQLite's write lock at that moment."""
+
+    def __init__(self, data: bytes, platform):
+        super().__init__(data)
+        self.platform = platform
+        self.free: bool | None = None
+
+    def _check(self) -> None:
+        if self.free is None:
+            raw = self.platform.engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA busy_timeout=100")
+                raw.driver_connection.execute("BEGIN IMMEDIATE")
+                raw.driver_connection.execute("ROLLBACK")
+                self.free = True
+            except Exception:  # "database is locked"
+                self.free = False
+            finally:
+                raw.close()
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._check()
+        return super().read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        self._check()
+        return super().read1(size)
+
+    def readinto(self, buffer) -> int:
+        self._check()
+        return super().readinto(buffer)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self._check()
+        return super().readline(size)
+
+
+def test_other_writers_do_not_wait_while_an_upload_arrives(app, client, world):
+    platform = app.extensions["cubebase"]
+    if platform.dialect != "sqlite":
+        pytest.skip("the write lock taken at BEGIN is SQLite's")
+    boundary = "cubebase-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n'
+            f"Content-Type: application/pdf\r\n\r\n"
+        ).encode()
+        + PDF
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    stream = _WatchedBody(body, platform)
+    resp = client.post(
+        f"{R}/customers/records/{world['mine']}/files/logo",
+        input_stream=stream,
+        content_type=f"multipart/form-data; boundary={boundary}",
+        content_length=len(body),
+    )
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["fields"]["logo"]["size"] == len(PDF)
+    assert stream.free is True
