@@ -342,3 +342,27 @@ automations:
     assert got[ann][0] == "Report: Active subscriptions (2 rows)"  # her rules apply
     engine.run_due(clock.now)
     assert len(notifications(platform)) == 3  # the office and two sellers, once per due time
+
+
+def test_two_sweeps_at_once_run_a_due_time_once(platform):
+    import threading
+
+    clock = Clock(at(2026, 3, 2, 9, 0))
+    engine = deploy(platform, EXPIRE, clock)
+    subscriptions(platform, 3, ended=3)
+    now = clock.advance(days=1)
+    barrier = threading.Barrier(2)
+    results = []
+
+    def one_process():
+        barrier.wait()
+        results.append(engine.run_due(now))
+
+    threads = [threading.Thread(target=one_process) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [r for batch in results for r in batch]
+    assert len(done) == 1 and done[0].done == 3
+    assert len(notifications(platform)) == 3
