@@ -60,7 +60,9 @@ class ReportResult:
         for texts, values in zip(self.rows, self.values, strict=True):
             ws.append(
                 [
-                    v if is_number(v) else (safe_cell(t) if t != "" else None)
+                    (clean(v) if isinstance(v, Decimal) else v)
+                    if is_number(v)
+                    else (safe_cell(t) if t != "" else None)
                     for t, v in zip(texts, values, strict=True)
                 ]
             )
@@ -89,7 +91,7 @@ def is_number(v: Any) -> bool:
 def _csv_cell(text: str, value: Any) -> str:
     if is_number(value):
         if isinstance(value, Decimal):
-            return format(value.normalize(), "f")
+            return format(clean(value), "f")
         return str(value)
     return safe_cell(text)
 
@@ -106,7 +108,9 @@ class LinkNames:
         self.names: dict[tuple[str, int], str] = {}
 
     def fetch(self, table_key: str, ids: list[Any]) -> None:
-        wanted = sorted({i for i in ids if isinstance(i, int)} - {k for t, k in self.names})
+        wanted = sorted(
+            {i for i in ids if isinstance(i, int)} - {k for t, k in self.names if t == table_key}
+        )
         target = self.service.table(table_key)
         display = target.display_field
         if not wanted or display is None:
@@ -169,7 +173,17 @@ def value_text(f: Field, value: Any, names: LinkNames | None = None) -> str:
     return f.ftype.display(f, value)
 
 
+def clean(d: Decimal) -> Decimal:
+    """At most six decimals (SQLite adds in floats: 1524701.7799999998), no exponent
+    noise; whole numbers as whole numbers."""
+    if d.is_finite() and d.adjusted() < 15:
+        d = d.quantize(Decimal("0.000001"))
+    return d.normalize()
+
+
 def number_text(value: Any, *, currency: bool = False, places: int | None = None) -> str:
+    """Thousands separators, never an exponent; currencies with two decimals, other
+    numbers as exact as they are (at most six decimals: SQLite adds in floats)."""
     if isinstance(value, int):
         return f"{value:,}"
     d = value if isinstance(value, Decimal) else Decimal(repr(value))
@@ -177,9 +191,9 @@ def number_text(value: Any, *, currency: bool = False, places: int | None = None
         places = 2
     if places is not None:
         return f"{d:,.{places}f}"
-    d = d.normalize()
+    d = clean(d)
     if d == d.to_integral():
-        return f"{d.to_integral():,}"
+        return f"{d.to_integral():,f}"
     return f"{d:,f}"
 
 
@@ -189,8 +203,13 @@ def measure_text(m: Measure, value: Any) -> str:
     if m.field is None or m.fn == "count":
         return f"{int(value):,}"
     currency = m.field.type == "currency"
-    if m.fn == "avg":
-        return number_text(value, places=2)
     if m.fn in ("min", "max"):
         return value_text(m.field, value)
+    if m.fn == "avg" or (not currency and _fraction(value)):
+        places = m.field.config.get("precision")
+        return number_text(value, places=places if isinstance(places, int) else 2)
     return number_text(value, currency=currency)
+
+
+def _fraction(value: Any) -> bool:
+    return isinstance(value, Decimal | float) and value != int(value)
