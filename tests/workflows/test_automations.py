@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from cubebase.platform.actor import Actor
-from cubebase.platform.errors import ConflictError, ValidationError
+from cubebase.platform.errors import ConflictError, CubebaseError, ValidationError
 
 from .automation_fixtures import (
     build_automation_schema,
@@ -365,3 +365,24 @@ automations:
     assert r.status_code == 409 and "levels deep" in r.get_json()["error"]["message"]
     (opp,) = rows(platform, "opportunities")
     assert opp["stage"] is None and opp["amount"] is None and opp["touches"] is None
+
+
+def test_a_deleted_field_it_uses_makes_the_automation_refuse_writes_by_name(platform):
+    automation = """
+automations:
+  - key: big_deals
+    label: Big deals
+    table: opportunities
+    on: create
+    when: '{condition}'
+    actions: [{{update: {{touches: '1'}}}}]
+"""
+    deploy(platform, automation.format(condition="co_share > 50"))
+    with platform.schema_editor() as ed:
+        ed.delete_field("opportunities", "co_share", confirm=True)
+    with pytest.raises(CubebaseError) as exc:
+        create(platform, "opportunities", {"name": "A"})
+    assert exc.value.message.startswith("Automation `Big deals`: `when`:"), exc.value.message
+    deploy(platform, automation.format(condition="amount > 50"))  # changed: writes go on
+    create(platform, "opportunities", {"name": "A", "amount": 60})
+    assert rows(platform, "opportunities")[0]["touches"] == 1

@@ -116,8 +116,10 @@ class AutomationEngine:
             service.__dict__["_cb_automations"] = cache
         return cache
 
-    def _holds(self, system, table, stored: str, record: dict[str, Any]) -> bool:
-        return system.formulas.evaluate(table, stored, record, ft.BOOLEAN, "Automation") is True
+    def _holds(self, system, table, a: Loaded, record: dict[str, Any]) -> bool:
+        """``when`` on the record in memory (no query unless it reads a link)."""
+        where = f"Automation `{a.label}`: `when`"  # e.g. a field it uses was deleted since
+        return system.formulas.evaluate(table, a.when, record, ft.BOOLEAN, where) is True
 
     def after_write(self, service, table, record_id, old_values, new_values) -> None:
         autos = self._bound(service).get(table.id)
@@ -132,12 +134,12 @@ class AutomationEngine:
             if a.when is not None:
                 if after is None:
                     after = {**(old_values or {}), **new_values, "id": record_id}
-                if not self._holds(system, table, a.when, after):
+                if not self._holds(system, table, a, after):
                     continue
                 if old_values is not None:
                     if before is None:
                         before = {**old_values, "id": record_id}
-                    if self._holds(system, table, a.when, before):
+                    if self._holds(system, table, a, before):
                         continue  # it was already true: it did not *become* true
             self._on_event(service, table, a, record_id, deleted=False)
 
@@ -150,7 +152,7 @@ class AutomationEngine:
             if a.on != "delete":
                 continue
             if a.when is not None and not self._holds(
-                system, table, a.when, {**values, "id": record_id}
+                system, table, a, {**values, "id": record_id}
             ):
                 continue
             self._on_event(service, table, a, record_id, deleted=True)
