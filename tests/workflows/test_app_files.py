@@ -383,3 +383,31 @@ def test_workflow_files_are_valid_under_the_json_schema(app_dir):
     assert list(
         validator.iter_errors({"workflows": [{"key": "w", "table": "t", "migrate": {"a": 1}}]})
     )
+
+
+def test_an_action_that_sets_fields_applies_exports_and_round_trips(platform, tmp_path):
+    handover = """
+        workflows:
+          - key: handover
+            table: quotes
+            start: {mode: manual}
+            steps:
+              - key: decide
+                role: pricing_committee
+                actions:
+                  - key: approve
+                    set: {owner: owner.boss, reason: '"handed over"'}
+                    to: done
+    """
+    folder = write(
+        tmp_path / "apps" / "deals",
+        {"app.yaml": APP, "quotes.yaml": QUOTES, "workflows/handover.yaml": handover},
+    )
+    apply_app(platform, load_app(folder))
+    with platform.session() as s:
+        app = live_app(platform.schema(s), s, "deals")
+    text = app_files(app)["workflows/handover.yaml"]
+    assert "      set:\n        owner: owner.boss\n        reason: '\"handed over\"'\n" in text, text
+    out = tmp_path / "exported"
+    write_app(app, out)
+    assert plan_app(platform, load_app(out)).empty  # export then apply: nothing to do
