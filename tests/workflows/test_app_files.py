@@ -407,7 +407,8 @@ def test_an_action_that_sets_fields_applies_exports_and_round_trips(platform, tm
     with platform.session() as s:
         app = live_app(platform.schema(s), s, "deals")
     text = app_files(app)["workflows/handover.yaml"]
-    assert "      set:\n        owner: owner.boss\n        reason: '\"handed over\"'\n" in text, text
+    exported_set = "      set:\n        owner: owner.boss\n        reason: '\"handed over\"'\n"
+    assert exported_set in text, text
     out = tmp_path / "exported"
     write_app(app, out)
     assert plan_app(platform, load_app(out)).empty  # export then apply: nothing to do
