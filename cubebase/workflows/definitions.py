@@ -44,6 +44,7 @@ import yaml
 from yaml.nodes import MappingNode
 
 from .. import formula as F
+from ..formula import ast as A
 from ..formula import types as ft
 from ..schema_defs.errors import AppFileError, Problems
 from ..schema_defs.ir import (
@@ -405,7 +406,7 @@ class _Checker:
                 self.problems.add(at, f"`set`: `{fk}` cannot be set by a workflow")
                 continue
             try:
-                F.check(source, self.fs, self.wf.table, fi.type)
+                checked = F.check(source, self.fs, self.wf.table, fi.type)
             except F.FormulaError as exc:
                 for item in exc.errors:
                     self.problems.add(
@@ -414,8 +415,26 @@ class _Checker:
                         item.excerpt,
                     )
                 continue
+            if _reads_the_user(checked.root):
+                self.problems.add(
+                    at,
+                    f"`set` {fk}: runs as the system, where USER() is blank and HAS_ROLE is "
+                    "FALSE; the workflow's history already names who took the action",
+                )
+                continue
             out[fk] = F.to_stored(source, self.fs, self.wf.table)
         return out
+
+
+def _reads_the_user(root: A.TNode) -> bool:
+    """USER() or HAS_ROLE in a formula the system runs (formula bodies aside)."""
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, A.TUser) or (isinstance(n, A.TCall) and n.func.name == "HAS_ROLE"):
+            return True
+        stack.extend(A.tchildren(n))
+    return False
 
 
 # --- back to the IR (export) -------------------------------------------------------------

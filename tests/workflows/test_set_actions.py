@@ -149,7 +149,8 @@ def test_set_mistakes_are_reported_with_file_line_and_key(platform):
         actions:
           - key: go
             to: done
-            set: {ownr: owner, discount: '"ten"', reason: 'title &', created_at: TODAY()}
+            set: {ownr: owner, discount: '"ten"', reason: 'title &', created_at: TODAY(),
+                  owner: USER()}
 """
     loaded = load_workflows_text(text, "wf.yaml")
     with platform.session() as s, pytest.raises(AppFileError) as exc:
@@ -160,7 +161,8 @@ def test_set_mistakes_are_reported_with_file_line_and_key(platform):
     assert "must give a Number, but it gives a Text" in found[(11, f"{at}.discount")], found
     assert "a value is missing after `&`" in found[(11, f"{at}.reason")], found
     assert "cannot be set" in found[(11, f"{at}.created_at")], found
-    assert len(found) == 4
+    assert "runs as the system, where USER() is blank" in found[(11, f"{at}.owner")], found
+    assert len(found) == 5
 
 
 def test_set_survives_the_document_round_trip(platform, handover):
