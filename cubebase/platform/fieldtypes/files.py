@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ...formula import types as ft
+from ..files import clean_content_type
 from .base import ConversionError, FieldType
 
 if TYPE_CHECKING:
@@ -48,7 +49,12 @@ class FileType(FieldType):
             or not isinstance(ctype, str)
         ):
             raise ConversionError("has an invalid size or content type")
-        return {"key": value["key"], "name": name, "size": size, "content_type": ctype[:100]}
+        return {
+            "key": value["key"],
+            "name": name,
+            "size": size,
+            "content_type": clean_content_type(ctype),
+        }
 
     def parse_text(self, field: Field, text: str) -> Any:
         if text.strip():

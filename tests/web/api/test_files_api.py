@@ -107,6 +107,18 @@ def test_a_page_is_downloaded_never_shown_and_odd_types_are_not_kept(client, wor
     assert client.get(path).headers["Content-Type"] == "application/octet-stream"
 
 
+def test_a_descriptor_sent_in_a_patch_keeps_no_odd_content_type(client, world):
+    rid = world["mine"]
+    path = f"{R}/customers/records/{rid}/files/logo"
+    descriptor = upload(client, path, b"hello").get_json()["fields"]["logo"]
+    descriptor["content_type"] = "text/html\r\nSet-Cookie: stolen=1"
+    resp = client.patch(f"{R}/customers/records/{rid}", json={"fields": {"logo": descriptor}})
+    assert resp.status_code == 200
+    assert resp.get_json()["fields"]["logo"]["content_type"] == "application/octet-stream"
+    download = client.get(path)
+    assert download.status_code == 200 and "Set-Cookie" not in download.headers
+
+
 def test_remove_empties_the_field_and_download_is_then_404(client, world):
     path = f"{R}/customers/records/{world['mine']}/files/logo"
     upload(client, path)
