@@ -2,7 +2,7 @@
 aggregate (count, sum, average), drawn as server-side SVG (readable without
 JavaScript, every label escaped by the template), with the numbers as a table
 beside them; the same drawing shows reports on their pages and dashboards
-(``report_chart``, see pages/reports.py).
+(``reports.report_chart``).
 
 Every number comes from the records service as the viewer, so row and field rules
 apply: counts per option of a select field are ``count(where=[..., field = option])``
@@ -385,35 +385,6 @@ def render_chart(svc: RecordsService, t: Table, spec: ChartSpec, where: list) ->
         "measure_label": "Records"
         if spec.agg == "count"
         else f"{AGGREGATES[spec.agg]} of {spec.of.label}",
-    }
-
-
-def report_chart(result: Any, kind: str, title: str) -> dict[str, Any]:
-    """A report's result (``platform.reports.ReportResult``) for ``_chart.html``: one
-    bar, point, slice or step per row, labelled by its groups ("2026-03 · won" with
-    two), sized by the first measure; without a group, one per measure."""
-    n = result.groups
-    data: list[tuple[str, float]] = []
-    if n:
-        for texts, values in zip(result.rows, result.values, strict=True):
-            v = values[n] if len(values) > n else None
-            data.append((" · ".join(texts[:n]), float(v) if v is not None else 0.0))
-        group_label = " · ".join(result.headers[:n])
-        measure_label = result.headers[n] if len(result.headers) > n else ""
-    else:
-        values = result.values[0] if result.values else []
-        data = [(h, float(v or 0)) for h, v in zip(result.headers, values, strict=False)]
-        group_label, measure_label = "Measure", "Value"
-    return {
-        "kind": kind,
-        "title": title,
-        "data": [(label, number(v)) for label, v in data],
-        "svg": svg_of(kind, data),
-        "note": result.note,
-        "problem": None,
-        "empty": not any(v for _, v in data),
-        "group_label": group_label,
-        "measure_label": measure_label,
     }
 
 

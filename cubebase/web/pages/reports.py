@@ -7,6 +7,7 @@ here answers with a 500 (docs/reports.md)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from flask import Response, abort, flash, g, redirect, render_template, request, url_for
@@ -15,18 +16,134 @@ from ...platform import reports as R
 from ...platform.errors import CubebaseError, NotFound
 from ...platform.models import Dashboard
 from . import bp
-from .charts import CHART_TYPES, ChartForm, legacy_charts, legacy_roles, report_chart
+from .charts import (
+    CHART_TYPES,
+    PALETTE,
+    ChartForm,
+    legacy_charts,
+    legacy_roles,
+    number,
+    svg_of,
+)
 from .common import commit, service
 from .grid import _problem
 
 TABLE_ROWS = 20  # rows of a table tile (the report's page shows them all)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_SERIES = 10  # lines of a two-group report's line chart
 
 
 def _chart_kind(report: R.ReportDef) -> str:
     if report.group_by and report.group_by[0].grain is not None:
         return "line"
     return "bar"
+
+
+def report_chart(result: Any, kind: str, title: str) -> dict[str, Any]:
+    """A report's result (``platform.reports.ReportResult``) for ``_chart.html``: one
+    bar, point, slice or step per row, labelled by its groups ("2026-03 · won" with
+    two), sized by the first measure; without a group, one per measure."""
+    n = result.groups
+    data: list[tuple[str, float]] = []
+    if n == 2 and kind == "line" and result.rows:
+        return _series_chart(result, title)
+    if n:
+        for texts, values in zip(result.rows, result.values, strict=True):
+            v = values[n] if len(values) > n else None
+            data.append((" · ".join(texts[:n]), float(v) if v is not None else 0.0))
+        group_label = " · ".join(result.headers[:n])
+        measure_label = result.headers[n] if len(result.headers) > n else ""
+    else:
+        values = result.values[0] if result.values else []
+        data = [(h, float(v or 0)) for h, v in zip(result.headers, values, strict=False)]
+        group_label, measure_label = "Measure", "Value"
+    return {
+        "kind": kind,
+        "title": title,
+        "data": [(label, number(v)) for label, v in data],
+        "svg": svg_of(kind, data),
+        "note": result.note,
+        "problem": None,
+        "empty": not any(v for _, v in data),
+        "group_label": group_label,
+        "measure_label": measure_label,
+    }
+
+
+def _series_chart(result: Any, title: str) -> dict[str, Any]:
+    """Two groups as a line chart: the date group (or the first) along the axis, one
+    line per value of the other (the ``MAX_SERIES`` largest; the rest are left out and
+    the chart says so)."""
+    grains = [g.grain for g in result.report.group_by]
+    x, other = (1, 0) if grains[1] is not None and grains[0] is None else (0, 1)
+    categories: list[str] = []
+    totals: dict[str, float] = defaultdict(float)
+    cells: dict[tuple[str, str], float] = {}
+    for texts, values in zip(result.rows, result.values, strict=True):
+        v = values[2] if len(values) > 2 and values[2] is not None else 0
+        if texts[x] not in categories:
+            categories.append(texts[x])
+        cells[(texts[x], texts[other])] = cells.get((texts[x], texts[other]), 0.0) + float(v)
+        totals[texts[other]] += float(v)
+    if grains[x] is not None:
+        categories.sort(key=lambda c: (c == "(blank)", c))  # ISO labels: time order
+    names = sorted(totals, key=lambda k: -totals[k])[:MAX_SERIES]
+    note = result.note
+    if len(totals) > MAX_SERIES:
+        note = f"The {MAX_SERIES} largest of {len(totals)} lines are drawn; the table has all."
+    top = max((abs(v) for v in cells.values()), default=0.0) or 1.0
+    w, h, left, bottom, top_m = 640, 300, 60, 70, 20
+    span = (w - left - 20) / max(1, len(categories) - 1)
+    xs = [
+        round(left + (i * span if len(categories) > 1 else (w - left) / 2), 1)
+        for i in range(len(categories))
+    ]
+    series = []
+    for i, name in enumerate(names):
+        pts = []
+        for c, px in zip(categories, xs, strict=True):
+            v = cells.get((c, name), 0.0)
+            py = round(top_m + (h - top_m - bottom) * (1 - v / top), 1)
+            pts.append({"label": f"{c} · {name}", "value": number(v), "x": px, "y": py})
+        series.append(
+            {
+                "label": name,
+                "color": PALETTE[i % len(PALETTE)],
+                "points": pts,
+                "path": " ".join(f"{p['x']},{p['y']}" for p in pts),
+                "ly": h + 8 + 18 * i,
+            }
+        )
+    svg = {
+        "width": w,
+        "height": h + 14 + 18 * len(series),
+        "left": left,
+        "base": h - bottom,
+        "xlabels": [{"label": c, "x": px} for c, px in zip(categories, xs, strict=True)],
+        "series": series,
+        "ticks": [
+            {
+                "y": round(top_m + (h - top_m - bottom) * (1 - k / 4), 1),
+                "label": number(top * k / 4),
+            }
+            for k in range(5)
+        ],
+    }
+    heads = result.headers
+    return {
+        "kind": "line",
+        "title": title,
+        "data": [
+            (" · ".join(t[:2]), number(float(v[2]) if len(v) > 2 and v[2] is not None else 0.0))
+            for t, v in zip(result.rows, result.values, strict=True)
+        ],
+        "svg": svg,
+        "note": note,
+        "problem": None,
+        "empty": not cells,
+        "group_label": f"{heads[0]} · {heads[1]}",
+        "measure_label": heads[2] if len(heads) > 2 else "",
+    }
 
 
 @bp.get("/reports")

@@ -112,6 +112,8 @@ def test_a_report_page_with_its_chart_and_downloads(admin, sales, board):
     # a grain: a line, months as 2026-03; two groups in the labels
     page = admin.get("/reports/by_month").get_data(as_text=True)
     assert 'data-chart-type="line"' in page and "2026-03 · won" in page
+    # two groups on a line: months along the axis, one line per stage (a legend)
+    assert page.count('<g class="series">') == 1 and ">2026-01</text>" in page
 
 
 def test_a_hidden_field_is_refused_not_shown(sales, board):
