@@ -11,8 +11,9 @@ import sqlalchemy as sa
 
 from cubebase.schema_defs.schedules import parse_schedule
 from cubebase.workflows.automations import engine as automation_engine
+from cubebase.workflows.automations import install
 from cubebase.workflows.jobs import sweep
-from cubebase.workflows.models import Automation
+from cubebase.workflows.models import Automation, Notification
 
 from .automation_fixtures import (
     build_automation_schema,
@@ -302,7 +303,7 @@ automations:
     assert missing.exit_code != 0 and "No automation `nope`" in missing.output
 
 
-def test_send_report_runs_the_report_as_each_receiver(platform):
+def save_active_subscriptions_report(platform) -> None:
     from cubebase.platform.reports import build, save_report
 
     with platform.session(write=True) as s, s.begin():
@@ -316,6 +317,10 @@ def test_send_report_runs_the_report_as_each_receiver(platform):
             "roles": ["admin_office", "sales"],
         }
         save_report(s, schema, build(schema, "active_subscriptions", spec))
+
+
+def test_send_report_runs_the_report_as_each_receiver(platform):
+    save_active_subscriptions_report(platform)
     clock = Clock(at(2026, 3, 2, 9, 0))
     engine = deploy(
         platform,
@@ -366,3 +371,29 @@ def test_two_sweeps_at_once_run_a_due_time_once(platform):
     done = [r for batch in results for r in batch]
     assert len(done) == 1 and done[0].done == 3
     assert len(notifications(platform)) == 3
+
+
+def test_send_report_mails_the_csv_when_smtp_is_set(platform, monkeypatch):
+    monkeypatch.setitem(platform.config.smtp, "host", "mail.example.com")
+    save_active_subscriptions_report(platform)
+    clock = Clock(at(2026, 3, 2, 9, 0))
+    deploy(
+        platform,
+        """
+automations:
+  - key: office_lists
+    on: schedule
+    schedule: hourly
+    actions: [{send_report: {report: active_subscriptions, role: admin_office}}]
+""",
+        clock,
+    )
+    create(platform, "subscriptions", {"name": "big", "amount": 500, "status": "active"})
+    install(platform).run_due(clock.advance(hours=1))
+    with platform.session() as s:
+        (n,) = s.scalars(sa.select(Notification)).all()
+    assert n.email_status == "pending"  # the outbox sends it
+    assert n.body == (
+        "Active subscriptions: 1 row. Open it: /reports/active_subscriptions\n\n"
+        "Name,Amount\r\nbig,500\r\n"
+    )
