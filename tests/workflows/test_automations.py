@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from cubebase.platform.actor import Actor
-from cubebase.platform.errors import ConflictError, CubebaseError, ValidationError
+from cubebase.platform.errors import ConflictError, CubebaseError, LockedError, ValidationError
 
 from .automation_fixtures import (
     build_automation_schema,
@@ -386,3 +386,25 @@ automations:
     deploy(platform, automation.format(condition="amount > 50"))  # changed: writes go on
     create(platform, "opportunities", {"name": "A", "amount": 60})
     assert rows(platform, "opportunities")[0]["touches"] == 1
+
+
+def test_the_lock_rule_holds_for_automations_too(platform):
+    with platform.schema_editor() as ed:
+        ed.set_lock("opportunities", 'stage = "lost"')
+    deploy(
+        platform,
+        """
+automations:
+  - key: date_lost_deals
+    label: Date lost deals
+    table: opportunities
+    on: update
+    when: 'stage = "lost"'
+    actions: [{update: {closed_on: 'DATE(2026, 1, 1)'}}]
+""",
+    )
+    rid = create(platform, "opportunities", {"name": "L", "stage": "open"})
+    with pytest.raises(LockedError) as exc:
+        update(platform, "opportunities", rid, {"stage": "lost"})
+    assert exc.value.message.startswith("Automation `Date lost deals`: This ")
+    assert rows(platform, "opportunities")[0]["stage"] == "open"
