@@ -87,8 +87,8 @@ def plan_automations(b) -> None:
         if a is None:
             b.add("create_automation", f"Add automation `{c.key}`{where}: {words}", run, c.table)
             continue
-        old_table = table_by_id(b.live, a.table_id) if a.table_id else None
-        same_table = (old_table.key if old_table else None) == c.table
+        # by id: a table renamed by the same apply is the same table
+        same_table = (schema.table(c.table).id if c.table else None) == a.table_id
         if a.definition == c.document and same_table:
             if a.app is None:
                 b.add(

@@ -318,3 +318,21 @@ def test_a_formula_mistake_shows_the_caret_on_its_line(platform):
     (p,) = [p for p in found if "automations[0].when" in p]
     assert p.startswith("sales/app.yaml:14 automations[0].when:"), p
     assert "^" in p
+
+
+def test_a_renamed_table_keeps_its_automations_without_a_change(platform, tmp_path):
+    folder = write(tmp_path / "sales", FILES)
+    apply_app(platform, load_app(folder))
+    files = {k: v.replace("opportunities", "deals") for k, v in FILES.items()}
+    files["opportunities.yaml"] = OPPORTUNITIES.replace(
+        "key: opportunities", "key: deals\n    renamed_from: opportunities"
+    )
+    text = plan_app(platform, load_app(write(folder, files))).describe()
+    assert "Rename table" in text and "automation" not in text, text
+    apply_app(platform, load_app(folder))
+    install(platform)
+    with platform.session(write=True) as s, s.begin():
+        system = platform.records(s, Actor.system_actor())
+        rid = system.create("deals", {"name": "Acme", "stage": "won", "owner": 1}).id
+        (credit,) = system.list("commission_credits", limit=10).records
+        assert credit.values["opportunity"] == rid
