@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+from datetime import timedelta
 from decimal import Decimal
 
 from .conftest import CUSTOMERS
@@ -334,6 +335,14 @@ def test_a_dealer_sees_only_its_own_orders(co):
 # --- problem 10: commission -------------------------------------------------------------------
 
 
+def run_scheduled(co, hours: int = 1) -> None:
+    """The scheduler's sweep, with the clock ``hours`` ahead (every due automation runs)."""
+    from cubebase.workflows.automations import install
+    from cubebase.workflows.automations.engine import utcnow
+
+    install(co.platform).run_due(utcnow() + timedelta(hours=hours, minutes=1))
+
+
 def test_a_commission_statement_equals_the_hand_calculation(co):
     """Plan: 3% up to 50,000, 5% up to 150,000, 7% above; the manager's plan adds a
     2% override on the team's net commission. March for ann:
@@ -344,7 +353,9 @@ def test_a_commission_statement_equals_the_hand_calculation(co):
       effective rate 1,200 / 40,000 = 3% -> 1,200
       net 10,000 + 900 - 1,200 = 9,700
     bob's March: 40% of the split deal = 20,000 x 3% = 600.
-    rm.north's March: override 2% x (9,700 + 600) = 206."""
+    rm.north's March: override 2% x (9,700 + 600) = 206.
+    Nobody writes a credit or a statement: the CRM's automations do, as deals are won
+    (and the hourly sweep, as the scheduler runs it, for the clawback)."""
     cid = co.ids("customers")["Beijing Media"]
     ann, bob, rm = co.uid("ann"), co.uid("bob"), co.uid("rm.north")
     F = co.fiona
@@ -357,15 +368,10 @@ def test_a_commission_statement_equals_the_hand_calculation(co):
     standard = post("commission_plans", {"name": "Standard", **tiers})
     manager = post("commission_plans", {"name": "Manager", **tiers, "manager_override": "2"})
     service = post("products", {"name": "Audit", "category": "service", "commission_rate": "10"})
-
-    def statement(who, month, plan, boss=None):
-        return post("commission_statements", {"salesperson": who, "month": month, "plan": plan,
-                                              "manager_statement": boss})  # fmt: skip
-
-    rm_mar = statement(rm, "2026-03-01", manager)
-    ann_feb = statement(ann, "2026-02-01", standard)
-    ann_mar = statement(ann, "2026-03-01", standard, rm_mar)
-    bob_mar = statement(bob, "2026-03-01", standard, rm_mar)
+    for who, plan in ((ann, standard), (bob, standard), (rm, manager)):
+        rec(
+            co.admin.patch(f"{API}/users/records/{who}", json={"fields": {"commission_plan": plan}})
+        )
 
     def deal(name, amount, closed, **extra):
         oid = post(
@@ -381,28 +387,41 @@ def test_a_commission_statement_equals_the_hand_calculation(co):
     split = deal("Split", "50000", "2026-03-12", co_seller=bob, owner_share="60")
     product = deal("Product", "9000", "2026-03-15", product=service)
     old = deal("Old", "40000", "2026-02-20")
-    post("commission_credits", {"opportunity": big, "salesperson": ann, "statement": ann_mar})
-    post(
-        "commission_credits",
-        {"opportunity": split, "salesperson": ann, "share": "60", "statement": ann_mar},
+
+    statements = {
+        (s["fields"]["salesperson"], s["fields"]["month"]): s for s in co.all("fiona", "commission_statements")
+    }  # fmt: skip
+    assert sorted(statements) == sorted(
+        [(ann, "2026-02-01"), (ann, "2026-03-01"), (bob, "2026-03-01"), (rm, "2026-02-01"),
+         (rm, "2026-03-01")]
+    )  # fmt: skip
+    ann_feb, ann_mar = statements[(ann, "2026-02-01")]["id"], statements[(ann, "2026-03-01")]["id"]
+    bob_mar, rm_mar = statements[(bob, "2026-03-01")]["id"], statements[(rm, "2026-03-01")]["id"]
+    assert statements[(ann, "2026-03-01")]["fields"]["plan"] == standard
+    assert statements[(ann, "2026-03-01")]["fields"]["manager_statement"] == rm_mar
+    assert statements[(bob, "2026-03-01")]["fields"]["manager_statement"] == rm_mar
+    credits = sorted(
+        (c["fields"]["opportunity"], c["fields"]["salesperson"], Decimal(c["fields"]["share"]),
+         c["fields"]["statement"])
+        for c in co.all("fiona", "commission_credits")
+    )  # fmt: skip
+    assert credits == sorted([
+        (big, ann, Decimal(100), ann_mar), (split, ann, Decimal(60), ann_mar),
+        (split, bob, Decimal(40), bob_mar), (product, ann, Decimal(100), ann_mar),
+        (old, ann, Decimal(100), ann_feb),
+    ])  # fmt: skip
+    # won again after a step back: still one credit per seller (the unique index)
+    rec(
+        co.ann.patch(
+            f"{API}/opportunities/records/{big}", json={"fields": {"stage": "negotiation"}}
+        )
     )
-    post(
-        "commission_credits",
-        {"opportunity": split, "salesperson": bob, "share": "40", "statement": bob_mar},
-    )
-    post("commission_credits", {"opportunity": product, "salesperson": ann, "statement": ann_mar})
-    old_credit = post(
-        "commission_credits", {"opportunity": old, "salesperson": ann, "statement": ann_feb}
-    )
-    # a credit on the wrong statement is refused
+    rec(co.ann.patch(f"{API}/opportunities/records/{big}", json={"fields": {"stage": "won"}}))
+    assert len(co.all("fiona", "commission_credits")) == 5
+    # a credit on someone else's statement is refused
     bad = F.post(f"{API}/commission_credits/records",
-                 json={"fields": {"opportunity": big, "salesperson": ann, "statement": ann_feb}})  # fmt: skip
+                 json={"fields": {"opportunity": big, "salesperson": bob, "statement": ann_feb}})  # fmt: skip
     assert bad.status_code == 422
-    # the February deal is cancelled in March: clawed back on March's statement
-    rec(co.ann.patch(f"{API}/opportunities/records/{old}",
-                     json={"fields": {"stage": "cancelled", "cancelled_on": "2026-03-20"}}))  # fmt: skip
-    rec(F.patch(f"{API}/commission_credits/records/{old_credit}",
-                json={"fields": {"clawback_statement": ann_mar}}))  # fmt: skip
 
     def figures(sid, client=F):
         f = rec(client.get(f"{API}/commission_statements/records/{sid}"))["fields"]
@@ -410,6 +429,11 @@ def test_a_commission_statement_equals_the_hand_calculation(co):
                 "clawback", "net_commission", "override", "total")  # fmt: skip
         return {k: Decimal(f[k]) for k in keys}
 
+    # the February deal is cancelled in March: the hourly sweep claws it back on March's
+    rec(co.ann.patch(f"{API}/opportunities/records/{old}",
+                     json={"fields": {"stage": "cancelled", "cancelled_on": "2026-03-20"}}))  # fmt: skip
+    assert figures(ann_mar)["clawback"] == Decimal("0")
+    run_scheduled(co)
     assert figures(ann_mar, co.ann) == {
         "won_amount": Decimal("209000"),
         "tiered_amount": Decimal("200000"),
@@ -424,6 +448,8 @@ def test_a_commission_statement_equals_the_hand_calculation(co):
     assert figures(bob_mar)["total"] == Decimal("600")
     assert figures(rm_mar)["override"] == Decimal("206")
     assert figures(rm_mar)["total"] == Decimal("206")
+    run_scheduled(co, hours=2)  # the next sweep finds nothing more to claw back
+    assert figures(ann_mar)["clawback"] == Decimal("1200")
     # live: a corrected amount flows through to the statements at once
     rec(co.ann.patch(f"{API}/opportunities/records/{big}", json={"fields": {"amount": "160000"}}))
     assert figures(ann_mar)["tier_commission"] == Decimal("9300")  # 1,500 + 5,000 + 40,000 x 7%
@@ -434,6 +460,33 @@ def test_a_commission_statement_equals_the_hand_calculation(co):
     err(co.bob.get(f"{API}/commission_statements/records/{ann_mar}"), 404)
     err(co.ann.patch(f"{API}/commission_statements/records/{ann_mar}",
                      json={"fields": {"status": "paid"}}), 403)  # fmt: skip
+
+
+def test_a_deal_won_without_a_commission_plan_still_gets_its_credit(co):
+    """Winning is never blocked by the commission set-up: the statement has no plan
+    (and earns nothing) until finance sets one."""
+    cid = co.ids("customers")["Shanghai Soft"]
+    cai = co.uid("cai")
+    oid = rec(co.cai.post(f"{API}/opportunities/records", json={"fields": {
+        "name": "Licence", "customer": cid, "owner": cai, "amount": "1000", "stage": "won",
+        "closed_on": "2026-04-02", "probability": 100}}), 201)["id"]  # fmt: skip
+    [credit] = co.all("fiona", "commission_credits")
+    assert credit["fields"]["opportunity"] == oid and credit["fields"]["salesperson"] == cai
+    [statement] = co.all("cai", "commission_statements")
+    assert statement["fields"]["month"] == "2026-04-01" and statement["fields"]["plan"] is None
+    assert Decimal(statement["fields"]["won_amount"]) == Decimal(1000)
+    assert statement["fields"]["total"] is None  # no plan: no commission yet
+    plan = rec(co.fiona.post(f"{API}/commission_plans/records", json={"fields": {
+        "name": "Flat", "tier1_limit": "50000", "tier1_rate": "3", "tier2_limit": "150000",
+        "tier2_rate": "3", "tier3_rate": "3"}}), 201)["id"]  # fmt: skip
+    sid = statement["id"]
+    rec(
+        co.fiona.patch(
+            f"{API}/commission_statements/records/{sid}", json={"fields": {"plan": plan}}
+        )
+    )
+    total = rec(co.cai.get(f"{API}/commission_statements/records/{sid}"))["fields"]["total"]
+    assert Decimal(total) == Decimal(30)
 
 
 # --- problem 5: funnel --------------------------------------------------------------------------

@@ -55,6 +55,6 @@ def test_sales_reports_show_each_person_their_own_numbers(co):
 
     # the regional manager's morning dashboard
     c, _ = co.browser("rm.north")
-    page = c.get("/dashboards/sales_manager").get_data(as_text=True)
+    page = c.get("/dashboards/regional_manager").get_data(as_text=True)
     assert 'data-chart-type="funnel"' in page and "Beijing Media" in page
     assert "Shanghai Soft" not in page
