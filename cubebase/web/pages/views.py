@@ -100,8 +100,11 @@ def parse_view(svc: RecordsService, table: Table, *, paging: bool = True) -> Vie
     else:
         columns = default_columns(svc, table)
     sort = args.get("sort", "").strip() or None
-    if sort is not None and sort.lstrip("-") not in allowed and sort.lstrip("-") != "id":
-        raise BadRequest(f"Cannot sort by `{sort.lstrip('-')}`: there is no such column")
+    # a shared view of the app format may sort by several columns ("stage,-amount")
+    for part in (sort or "").split(","):
+        key = part.strip().lstrip("-")
+        if sort is not None and key not in allowed and key != "id":
+            raise BadRequest(f"Cannot sort by `{key}`: there is no such column")
     eq: dict[str, str] = {}
     for name, value in args.items(multi=True):
         if name.startswith("eq."):

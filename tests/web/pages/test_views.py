@@ -51,6 +51,15 @@ def test_grid_bad_sort_is_a_message(admin):
     assert "Cannot sort by" in resp.get_data(as_text=True)
 
 
+def test_grid_sorts_by_several_columns_as_shared_views_do(admin):
+    """An app's shared view may sort by "stage,-amount"; each key is checked."""
+    resp = admin.get("/t/deals?sort=stage,-amount&fields=title,stage,amount")
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
+    resp = admin.get("/t/deals?sort=stage,nope")
+    assert resp.status_code == 400
+    assert "Cannot sort by `nope`" in resp.get_data(as_text=True)
+
+
 def test_grid_keyset_paging_next_and_previous(admin, platform):
     with system_records(platform) as svc:
         svc.bulk_create("deals", [{"title": f"Bulk {i:03d}"} for i in range(60)])
