@@ -25,8 +25,9 @@ def create_app(config: Config | None = None, platform: Platform | None = None) -
         MAX_CONTENT_LENGTH=config.max_request_bytes,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        JSON_SORT_KEYS=False,
     )
+    # a record's fields keep their form order (Flask 3 reads this, not JSON_SORT_KEYS)
+    app.json.sort_keys = False
     app.extensions["cubebase"] = platform or Platform(config)
 
     from .api import bp as api_bp
