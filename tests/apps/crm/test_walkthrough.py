@@ -128,6 +128,7 @@ def build_walkthrough(platform: Platform) -> None:
             ("Media servers", "Beijing Media", "ann", "negotiation", "120000", 60, 20),
             ("Appliance line cloud", "North Star Appliances", "ann", "proposal", "45000", 30, 25),
             ("Print farm", "Shenyang Print", "bob", "won", "80000", 100, 5),
+            ("Media archive", "Beijing Media", "ann", "won", "30000", 100, 2),
             ("Shanghai rollout", "Shanghai Soft", "cai", "qualification", "60000", 20, 28),
         ]:
             values = {"name": name, "customer": customer[cust], "owner": uid[owner],
@@ -378,6 +379,7 @@ def test_salesperson_sees_own_customers_and_the_pool_and_claims_one(walk, co):
     # their dashboard: their own funnel and figures, computed as them
     board = w.dashboard("My sales")
     assert "My funnel" in board and "negotiation" in board and "qualification" not in board
+    assert "Beijing Media" in board and "Shenyang Print" not in board  # best customers
     w.shot("dashboard")
 
 
@@ -430,7 +432,7 @@ def test_director_sees_the_departments_customers(walk, co):
     w.shot("customers")
     w.go("/t/opportunities", "#records")
     assert set(w.column("Name")) == {"Media servers", "Appliance line cloud", "Print farm",
-                                     "Shanghai rollout"}  # fmt: skip
+                                     "Media archive", "Shanghai rollout"}  # fmt: skip
     w.shot("opportunities")
     board = w.dashboard("Director")
     assert "qualification" in board and "negotiation" in board  # both regions
@@ -447,10 +449,12 @@ def test_finance_sees_amounts_but_no_contact_details(walk, co):
     w.shot("customers")
     w.page.click("#saved-views >> text=Customer value ranking")
     w.page.wait_for_selector("#records")
-    assert w.column("Name") == ["Shenyang Print"] and "80000" in w.text("#records")
+    assert w.column("Name") == ["Shenyang Print", "Beijing Media"]
+    assert w.column("Won total") == ["80000", "30000"]
     w.shot("value-ranking")
     w.go("/t/opportunities?fields=name,customer,stage,amount,probability,forecast", "#records")
-    assert w.column("Amount") == ["120,000.00", "45,000.00", "80,000.00", "60,000.00"]
+    assert w.column("Amount") == ["120,000.00", "45,000.00", "80,000.00", "30,000.00",
+                                  "60,000.00"]  # fmt: skip
     w.shot("opportunities")
     assert "Commission" in w.dashboard("Finance")
     w.shot("dashboard")
