@@ -382,6 +382,25 @@ def test_salesperson_sees_own_customers_and_the_pool_and_claims_one(walk, co):
     assert "Beijing Media" in board and "Shenyang Print" not in board  # best customers
     w.shot("dashboard")
 
+    # the end of the day: closing the open call needs place, result and next step,
+    # and then it is read-only
+    w.go("/t/interactions", "#records")
+    w.open_row("North Star Appliances")
+    w.page.click("#edit")
+    w.page.wait_for_selector("#record-form")
+    w.page.check("#f-closed")
+    w.page.click("#save")
+    w.page.wait_for_selector("#form-errors")
+    assert "needs its place, result and next step" in w.text("#form-errors")
+    w.shot("close-incomplete")
+    w.page.fill("#f-place", "By phone")
+    w.page.fill("#f-result", "Wants a quote for the cloud line")
+    w.page.fill("#f-next_step", "Send the quote")
+    w.page.click("#save")
+    w.page.wait_for_selector("#record-fields")
+    assert "was saved" in w.text("main") and w.page.locator("#edit").count() == 0
+    w.shot("closed")
+
 
 def test_regional_manager_sees_the_region_and_the_teams_plan_and_accepts_a_transfer(walk, co):
     cid = co.ids("customers")["North Star Appliances"]
