@@ -2,6 +2,6 @@
 (docs/automations.md). The format and its checks are in
 ``cubebase.schema_defs.automations``; the engine is ``engine``, the actions ``actions``."""
 
-from .engine import AutomationEngine, RunResult, install, run_due
+from .engine import AutomationEngine, RunResult, install, paused, run_due
 
-__all__ = ["AutomationEngine", "RunResult", "install", "run_due"]
+__all__ = ["AutomationEngine", "RunResult", "install", "paused", "run_due"]

@@ -21,7 +21,9 @@ the jobs scheduler.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -90,6 +92,22 @@ class RunResult:
     messages: list[str] = field(default_factory=list)
 
 
+_PAUSED: ContextVar[bool] = ContextVar("cubebase_automations_paused", default=False)
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """Record events written inside run no automation (this thread or task only;
+    schedules are not affected). For a data load that writes itself what the
+    automations would make (a demo generator, a migration of history), so nothing is
+    made twice and the load stays a bulk load."""
+    token = _PAUSED.set(True)
+    try:
+        yield
+    finally:
+        _PAUSED.reset(token)
+
+
 class AutomationEngine:
     """One per platform (``install``)."""
 
@@ -122,6 +140,8 @@ class AutomationEngine:
         return system.formulas.evaluate(table, a.when, record, ft.BOOLEAN, where) is True
 
     def after_write(self, service, table, record_id, old_values, new_values) -> None:
+        if _PAUSED.get():
+            return
         autos = self._bound(service).get(table.id)
         if not autos or record_id is None:
             return
@@ -144,6 +164,8 @@ class AutomationEngine:
             self._on_event(service, table, a, record_id, deleted=False)
 
     def after_delete(self, service, table, record_id, values) -> None:
+        if _PAUSED.get():
+            return
         autos = self._bound(service).get(table.id)
         if not autos:
             return
