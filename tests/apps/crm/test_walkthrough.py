@@ -401,6 +401,30 @@ def test_salesperson_sees_own_customers_and_the_pool_and_claims_one(walk, co):
     assert "was saved" in w.text("main") and w.page.locator("#edit").count() == 0
     w.shot("closed")
 
+    # a transfer: ask to hand a customer to bob; bob's manager gets the task
+    w.go("/t/customers", "#records")
+    w.open_row("Qingdao Brewery")
+    w.page.click("#edit")
+    w.page.wait_for_selector("#record-form")
+    w.pick_user("transfer_to", co.uid("bob"))
+    w.page.fill("#f-transfer_reason", "Bob visits Qingdao every month")
+    w.shot("transfer")
+    w.page.click("#save")
+    w.page.wait_for_selector("#record-fields")
+    assert "was saved" in w.text("main")
+    cid = co.ids("customers")["Qingdao Brewery"]
+    assert task_of(co, "rm.north", cid)["workflow"] == "customer_transfer"
+    w.page.click("#edit")  # while it runs, the account manager and the request are locked
+    w.page.wait_for_selector("#record-form")
+    w.page.fill("#f-transfer_reason", "Bob visits Qingdao every week")
+    with w.page.expect_response(lambda r: r.url.endswith("/edit")) as saved:
+        w.page.click("#save")
+    w.page.wait_for_load_state()
+    assert saved.value.status == 409
+    assert "transfer_reason cannot be changed now" in w.text("main")
+    assert "Customer transfer" in w.text("main")
+    w.shot("transfer-locked")
+
 
 def test_regional_manager_sees_the_region_and_the_teams_plan_and_accepts_a_transfer(walk, co):
     cid = co.ids("customers")["North Star Appliances"]
