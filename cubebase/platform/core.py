@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Config
 from .db import make_engine
-from .formulas import refuse_if_used
+from .formulas import formula_users
 from .hooks import RecordHooks
 from .schema import Schema, SchemaRegistry
 
@@ -25,7 +25,8 @@ class Platform:
         self.engine = engine if engine is not None else make_engine(config.database_url)
         self.registry = SchemaRegistry(config.timezone)
         self.hooks = RecordHooks()
-        self.hooks.before_field_delete.append(refuse_if_used)
+        self.hooks.deletion_users.append(formula_users)
+        self.hooks.deletion_users.append(_report_users)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="immediate"), expire_on_commit=False
@@ -84,3 +85,10 @@ class Platform:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _report_users(session: Session, schema: Schema, what) -> list:
+    """Finder for reports (late import: reports import the records service)."""
+    from .reports import report_users
+
+    return report_users(session, schema, what)

@@ -28,6 +28,7 @@ from ..formula import types as ft
 from .actor import Actor
 from .errors import ConflictError, CubebaseError, NotFound
 from .models import Role
+from .usage import Gone, Use, fields_read
 
 if TYPE_CHECKING:
     from .records import RecordsService
@@ -133,24 +134,18 @@ def formulas_in(schema: Schema) -> list[tuple[str, str, str]]:
     return out
 
 
-def refuse_if_used(schema: Schema, table: Table, f: Field) -> None:
-    """Hook for ``SchemaEditor.delete_field``: a field a formula reads stays."""
+def formula_users(session: Session, schema: Schema, what: Gone) -> list[Use]:
+    """Finder (``hooks.deletion_users``): the formula fields, defaults, validation and
+    permission rules that read a field ``what`` removes (those of a deleted table
+    itself go with it)."""
     fs = schema.formula_schema()
-    target = (table.key, f.id)
     users = []
-    for table_key, what, stored in formulas_in(schema):
-        try:
-            checked = F.check(stored, fs, table_key)
-        except F.FormulaError:
+    for table_key, text, stored in formulas_in(schema):
+        if what.whole_table and table_key == what.table.key:
             continue
-        if target in F.dependencies(checked):
-            users.append(what)
-    if users:
-        raise ConflictError(
-            f"Field `{table.key}.{f.key}` cannot be deleted: it is used by {', '.join(users[:5])}"
-            f"{' and more' if len(users) > 5 else ''}. Change those first.",
-            [{"used_by": users}],
-        )
+        if fields_read(stored, fs, table_key) & what.ids:
+            users.append(Use("formula", table_key, text))
+    return users
 
 
 # --- running formulas -------------------------------------------------------------

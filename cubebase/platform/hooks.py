@@ -18,8 +18,10 @@ class RecordHooks:
     after_write: list[WriteHook] = field(default_factory=list)
     # (service, table, record_id, values) once a record is in the trash, in its transaction
     after_delete: list[WriteHook] = field(default_factory=list)
-    # (schema, table, field) -> raise a CubebaseError to refuse deleting the field
-    before_field_delete: list[Callable[..., Any]] = field(default_factory=list)
+    # (session, schema, usage.Gone) -> [usage.Use]: the definitions of one kind that use
+    # a field (or a table) about to be deleted; the schema editor (and an app-file plan)
+    # refuses the delete naming each of them (see cubebase/platform/usage.py)
+    deletion_users: list[Callable[..., Any]] = field(default_factory=list)
     # (session, old key, new key), in the rename's transaction: for what keeps table keys
     after_table_rename: list[Callable[..., Any]] = field(default_factory=list)
 

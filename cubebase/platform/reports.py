@@ -352,6 +352,37 @@ def from_stored(schema: Schema, row: Report) -> ReportDef:
     return rep
 
 
+def stored_field_ids(d: dict[str, Any]) -> set[int]:
+    """The ids of the fields a stored definition names (groups, measures, columns,
+    sort), its filter aside."""
+    ids = {g.get("field") for g in d.get("group_by") or []}
+    ids |= {m.get("field") for m in d.get("measures") or []}
+    ids |= set(d.get("columns") or [])
+    ids |= {s.get("field") for s in (d.get("sort") or {}).get("fields") or []}
+    return {i for i in ids if isinstance(i, int)}
+
+
+def report_users(session, schema: Schema, what) -> list:
+    """Finder (``hooks.deletion_users``): the reports that use a field (or the table) a
+    delete removes, from their stored definitions (field ids, the filter's stored form).
+    Dashboards show reports and name no field, so the report stands for them."""
+    from .usage import Use, fields_read
+
+    fs = schema.formula_schema()
+    out = []
+    for row in session.scalars(sa.select(Report).order_by(Report.key)):
+        table = schema.by_id.get(row.table_id)
+        if table is None:
+            continue
+        d = row.definition or {}
+        used = what.whole_table and table.id == what.table.id
+        used = used or bool(stored_field_ids(d) & what.ids)
+        used = used or bool(fields_read(d.get("filter"), fs, table.key) & what.ids)
+        if used:
+            out.append(Use("report", row.key, f"the report `{row.label}`", row.app))
+    return out
+
+
 # --- storage -----------------------------------------------------------------------------
 
 

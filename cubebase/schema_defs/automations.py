@@ -420,6 +420,31 @@ class Shown:
         return out
 
 
+def uses(document: Mapping[str, Any], schema, table_id: int | None) -> tuple[set[int], set[int]]:
+    """(field ids, table ids) a stored automation uses: its trigger table and the tables
+    it creates in, the fields its actions set and every field its formulas read (checked
+    against the same view ``Shown`` renders them with). Deleting any of them would break
+    it, so the schema editor refuses (``automation_users`` in the engine)."""
+    from ..platform.usage import fields_read
+
+    table = table_by_id(schema, table_id) if table_id is not None else None
+    show = Shown(schema, document, table.key if table is not None else None)
+    tables = {table_id} if table_id is not None else set()
+    fields: set[int] = set()
+    formulas = [document.get("when")]
+    for d in document.get("actions") or []:
+        if d.get("table_id") is not None:
+            tables.add(d["table_id"])
+        for pairs in (d.get("values"), d.get("match")):
+            for fid, stored in pairs or []:
+                fields.add(fid)
+                formulas.append(stored)
+        formulas += [d.get("to"), d.get("subject"), d.get("body")]
+    for stored in formulas:
+        fields |= fields_read(stored, show.view, show.key)
+    return fields, tables
+
+
 def to_spec(document: Mapping[str, Any], schema, table_key: str | None) -> ir.AutomationSpec:
     """A stored automation back to the IR (export): checking the result gives the same
     document again."""

@@ -522,6 +522,30 @@ def to_spec(document: dict[str, Any], show) -> WorkflowSpec:
     )
 
 
+def fields_used(document: dict[str, Any], schema, table_key: str) -> tuple[set[int], set[str]]:
+    """(field ids its formulas read, keys of its table's fields it edits, requires or
+    sets) of a version's document: what deleting a field would break (the schema
+    editor refuses, see ``engine.workflow_users``)."""
+    from ..platform.usage import fields_read
+
+    fs = schema.formula_schema()
+    keys: set[str] = set()
+    formulas = [(document.get("start") or {}).get("when")]
+    for sd in document.get("steps") or []:
+        keys |= set(sd.get("editable") or []) | set(sd.get("required") or [])
+        formulas += [sd.get("assignees"), sd.get("deadline_formula")]
+        formulas.append((sd.get("escalation") or {}).get("to"))
+        for ad in sd.get("actions") or []:
+            formulas.append(ad.get("guard"))
+            formulas += [r.get("when") for r in ad.get("routes") or []]
+            keys |= set(ad.get("set") or {})
+            formulas += list((ad.get("set") or {}).values())
+    ids: set[int] = set()
+    for stored in formulas:
+        ids |= fields_read(stored, fs, table_key)
+    return ids, keys
+
+
 def load_and_validate(path: str | Path, schema, roles: set[str] | None = None) -> list[Compiled]:
     loaded = load_workflows(path)
     return validate_workflows(loaded.workflows, schema, roles, loaded.lines)

@@ -44,10 +44,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..platform.errors import LockedError
+from ..platform.usage import Use
 from .completion import Completion
 from .definitions import END_STEPS, Compiled
 from .events import Events
-from .models import Instance, Workflow
+from .models import Instance, Workflow, WorkflowVersion
 from .planning import PlanStep, Versions, plan_workflows
 from .states import OPEN, RUNNING, Clock, aware, utcnow
 from .steps import Steps
@@ -146,6 +147,52 @@ class WorkflowEngine(Versions, Steps, Completion, Events):
             self._start(service.session, service.actor, wf, version, record_id)
 
 
+def workflow_users(session: Session, schema, what) -> list[Use]:
+    """Finder (``hooks.deletion_users``): the workflows whose current version, or a
+    version running instances still follow, uses a field (or the table) a delete
+    removes: their table, the fields their steps edit, require or set, and every field
+    their formulas read."""
+    from .definitions import fields_used
+
+    running = (
+        sa.select(Instance.version_id, sa.func.count())
+        .where(Instance.status == "running")
+        .group_by(Instance.version_id)
+    )
+    counts = {vid: n for vid, n in session.execute(running)}
+    rows = session.execute(
+        sa.select(Workflow, WorkflowVersion)
+        .join(WorkflowVersion, WorkflowVersion.workflow_id == Workflow.id)
+        .where(
+            sa.or_(
+                WorkflowVersion.version == Workflow.current_version,
+                WorkflowVersion.id.in_(list(counts) or [-1]),
+            )
+        )
+        .order_by(Workflow.key, WorkflowVersion.version)
+    )
+    out = []
+    for wf, v in rows:
+        if what.whole_table and wf.table_key == what.table.key:
+            used = True
+        else:
+            ids, keys = fields_used(v.definition, schema, wf.table_key)
+            used = bool(ids & what.ids or keys & what.field_keys(wf.table_key))
+        if not used:
+            continue
+        label = v.definition.get("label") or wf.key
+        text = f"the workflow `{label}`"
+        if v.version != wf.current_version:
+            n = counts.get(v.id, 0)
+            many = n != 1
+            text += (
+                f" (version {v.version}, which {n} running instance{'s' if many else ''} "
+                f"still follow{'' if many else 's'})"
+            )
+        out.append(Use("workflow", wf.key, text, wf.app))
+    return out
+
+
 def install(platform, clock: Clock | None = None, *, jobs=None) -> WorkflowEngine:
     """Give ``platform`` a workflow engine and register its record hooks (once).
     Called by the app factory (through the API blueprint) and the CLI."""
@@ -162,6 +209,7 @@ def install(platform, clock: Clock | None = None, *, jobs=None) -> WorkflowEngin
     platform.hooks.before_write.append(engine.before_write)
     platform.hooks.after_write.append(engine.after_write)
     platform.hooks.after_table_rename.append(table_renamed)
+    platform.hooks.deletion_users.append(workflow_users)
     return engine
 
 

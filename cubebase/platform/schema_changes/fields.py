@@ -19,6 +19,7 @@ from ..schema import (
     junction_name,
     needs_plain_index,
 )
+from ..usage import refuse_if_used
 from .common import (
     BUILTIN_USER_FIELDS,
     DataLossError,
@@ -224,8 +225,7 @@ class FieldChanges:
             raise BadRequest(f"The automatic field `{field_key}` cannot be deleted")
         if table.system and f.key in BUILTIN_USER_FIELDS:
             raise BadRequest(f"The built-in field `users.{f.key}` cannot be deleted")
-        for check in self.platform.hooks.before_field_delete:
-            check(self.schema, table, f)
+        refuse_if_used(self.platform, self.session, self.schema, table, f)
         count = self._count_values(table, f)
         if count and not confirm:
             raise DataLossError(

@@ -14,6 +14,7 @@ from ..schema import (
     system_columns,
     table_name,
 )
+from ..usage import refuse_if_used
 from .common import (
     RULE_KEYS,
     DataLossError,
@@ -125,6 +126,7 @@ class TableChanges:
                     raise ConflictError(
                         f"Table `{key}` cannot be deleted: field `{other.key}.{f.key}` links to it"
                     )
+        refuse_if_used(self.platform, self.session, self.schema, table)
         count = self.session.scalar(sa.select(sa.func.count()).select_from(table.sql)) or 0
         if count and not confirm:
             raise DataLossError(

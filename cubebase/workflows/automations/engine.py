@@ -37,7 +37,8 @@ from ...formula import types as ft
 from ...platform.actor import Actor
 from ...platform.errors import BadRequest, ConflictError, CubebaseError, NotFound
 from ...platform.records import FormulaFilter
-from ...schema_defs.automations import table_by_id
+from ...platform.usage import Use
+from ...schema_defs.automations import table_by_id, uses
 from ...schema_defs.schedules import parse_schedule
 from ..models import Automation, AutomationRun
 from .actions import ACTIONS, Context
@@ -419,6 +420,24 @@ class AutomationEngine:
             hook(session, ("mail",))
 
 
+def automation_users(session: Session, schema, what) -> list[Use]:
+    """Finder (``hooks.deletion_users``): the automations, enabled or not, whose stored
+    definition uses a field (or a table) a delete removes, so the delete is refused
+    rather than making the writes that trigger them fail later."""
+    out = []
+    rows = session.execute(
+        sa.select(
+            Automation.key, Automation.app, Automation.table_id, Automation.definition
+        ).order_by(Automation.key)
+    )
+    for key, app, table_id, document in rows:
+        fields, tables = uses(document, schema, table_id)
+        if fields & what.ids or (what.whole_table and what.table.id in tables):
+            label = document.get("label") or key
+            out.append(Use("automation", key, f"the automation `{label}`", app))
+    return out
+
+
 def install(platform, clock: Clock | None = None) -> AutomationEngine:
     """Give ``platform`` an automation engine and register its record hooks (once)."""
     engine = platform.__dict__.get("automations")
@@ -430,6 +449,7 @@ def install(platform, clock: Clock | None = None) -> AutomationEngine:
     platform.__dict__["automations"] = engine
     platform.hooks.after_write.append(engine.after_write)
     platform.hooks.after_delete.append(engine.after_delete)
+    platform.hooks.deletion_users.append(automation_users)
     return engine
 
 
