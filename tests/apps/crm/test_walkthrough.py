@@ -105,7 +105,9 @@ def build_walkthrough(platform: Platform) -> None:
             values = {
                 "customer": customer[name],
                 "salesperson": uid[who],
-                "time": datetime.combine(MONTH, datetime.min.time())
+                # the last day of the month before: always in the past, so the
+                # open ones are on the admin office's unclosed list whatever the day
+                "time": datetime.combine(MONTH - timedelta(days=1), datetime.min.time())
                 .replace(hour=hour + 6)
                 .isoformat(),
                 "kind": kind,
