@@ -35,6 +35,7 @@ from ..platform.schema import USERS, Field, Schema, Table
 from ..platform.schema_changes import RULE_KEYS, DataLossError, SchemaEditor
 from . import ir
 from .automations_plan import plan_automations
+from .plan_usage import defer_deletions
 from .reports import plan_reports
 from .errors import AppFileError, Problem
 from .export import default_label, exported_fields
@@ -232,12 +233,15 @@ class _Builder:
         plan_indexes(self)
         plan_users_rules(self)
         self.order()
+        first = len(self.plan.steps)
         self.deletions()
+        deferred = defer_deletions(self, first)  # after the definitions that use them
         self.users_bookkeeping()
         self.seeds()
         self.workflows()
         plan_automations(self)
         plan_reports(self)
+        self.plan.steps += deferred
 
     # --- roles ---------------------------------------------------------------------
     def roles(self) -> None:
