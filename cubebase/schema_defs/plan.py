@@ -47,8 +47,8 @@ from .plan_fields import (
 from .plan_rules import plan_rules
 from .plan_seeds import plan_seeds
 from .plan_tables import plan_table_settings, plan_users_fields
-from .plan_workflows import plan_app_workflows
 from .plan_usage import defer_deletions
+from .plan_workflows import plan_app_workflows
 from .reports import plan_reports
 from .users_rules import plan_users_rules
 from .validate import Resolved, resolve
