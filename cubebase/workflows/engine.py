@@ -78,9 +78,9 @@ class WorkflowEngine(Versions, Steps, Completion, Events):
             service.__dict__["_cb_workflows"] = cache
         return cache
 
-    def before_write(self, service, table, record_id, old_values, new_values) -> None:
-        if record_id is None or service.actor.system or table.key not in self._bound(service):
-            return
+    def _running_on(self, service, table, record_id):
+        """(instance, definition, the fields the workflow controls) of each instance
+        running on the record."""
         session = service.session
         for inst in session.scalars(
             sa.select(Instance).where(
@@ -93,6 +93,32 @@ class WorkflowEngine(Versions, Steps, Completion, Events):
             controlled = {f for s in d["steps"] for f in s["editable"]}
             # the fields its actions set are the workflow's too: only it changes them
             controlled |= {f for s in d["steps"] for a in s["actions"] for f in a.get("set", ())}
+            yield inst, d, controlled
+
+    def held_fields(self, service, table, record_id) -> dict[str, str]:
+        """The fields of a record that ``before_write`` would refuse to let the
+        service's actor change now, each with why (for forms to show them read-only)."""
+        if record_id is None or service.actor.system or table.key not in self._bound(service):
+            return {}
+        held: dict[str, str] = {}
+        for inst, d, controlled in self._running_on(service, table, record_id):
+            step = self.step_def(d, inst.step)
+            editable = set(step["editable"]) if step else set()
+            label = step["label"] if step else inst.step
+            for f in controlled - editable:
+                held[f] = f"locked by workflow `{d['label']}` at step `{label}`"
+            if editable & controlled and not self._holds_task(
+                service.session, inst, service.actor.user_id
+            ):
+                for f in editable & controlled:
+                    held[f] = f"only the assignees of step `{label}` of `{d['label']}` change it"
+        return held
+
+    def before_write(self, service, table, record_id, old_values, new_values) -> None:
+        if record_id is None or service.actor.system or table.key not in self._bound(service):
+            return
+        session = service.session
+        for inst, d, controlled in self._running_on(service, table, record_id):
             changed = set(new_values) & controlled
             if not changed:
                 continue

@@ -16,6 +16,7 @@ out once and reused), ``values`` (records, pages, formula filters).
 from ..listing import Condition
 from .aggregating import Groups
 from .reading import MAX_PAGE
+from .rights import Rights
 from .service import RecordsService
 from .storage import COPY_MIN_ROWS
 from .values import FormulaFilter, Page, Record, Where
@@ -31,5 +32,6 @@ __all__ = [
     "Page",
     "Record",
     "RecordsService",
+    "Rights",
     "Where",
 ]

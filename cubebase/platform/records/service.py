@@ -18,11 +18,12 @@ from ..schema import Table
 from .aggregating import Aggregating
 from .plans import TablePlan
 from .reading import Reading
+from .rights import RightsReading
 from .storage import Storage
 from .writing import Writing
 
 
-class RecordsService(Reading, Writing, Aggregating, Storage):
+class RecordsService(Reading, RightsReading, Writing, Aggregating, Storage):
     def __init__(self, session: Session, actor: Actor, platform):
         self.session = session
         self.actor = actor
