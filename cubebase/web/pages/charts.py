@@ -277,16 +277,19 @@ def svg_of(kind: str, data: list[tuple[str, float]]) -> dict[str, Any]:
             "bars": bars,
         }
     if kind == "funnel":
+        # a funnel step is the records now at that stage (not those that passed it),
+        # so its percentage is its share of all the records in the funnel: at most
+        # 100%, together 100% (a share of the first stage read "won · 2 (200%)")
         row, center, width = 40, 320, 440
         steps = []
+        total = sum(v for _, v in data if v > 0)
         for i, (label, v) in enumerate(data):
             w = max(2.0, round(width * v / top, 1))
-            first = data[0][1] or 1.0
             steps.append(
                 {
                     "label": label,
                     "value": number(v),
-                    "pct": f"{100 * v / first:.0f}%" if data[0][1] else "",
+                    "pct": f"{100 * v / total:.0f}%" if total and v >= 0 else "",
                     "x": round(center - w / 2, 1),
                     "y": 10 + i * row,
                     "w": w,

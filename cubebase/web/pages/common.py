@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g
 
-from ...platform.errors import NotFound
+from ...platform.errors import Forbidden, NotFound
 from ...platform.listing import Condition
 from ...platform.records import MAX_PAGE, Record, RecordsService
 from ...platform.schema import Field, Table
@@ -51,6 +51,19 @@ def visible_table(svc: RecordsService, key: str) -> Table:
     if not readable(svc, table):
         raise NotFound(f"There is no table `{key}`")
     return table
+
+
+def may_create(svc: RecordsService, table: Table) -> bool:
+    """Whether a role of the user may add records to the table (the records
+    service's ``rights``): pages offer *New record* and *Import* only then."""
+    return svc.rights(table.key).create
+
+
+def require_create(svc: RecordsService, table: Table) -> None:
+    """The new-record form and the import refuse up front (403 page) a user who may
+    not add records, instead of a form whose save would be refused."""
+    if not may_create(svc, table):
+        raise Forbidden(f"You may not add records to {table.label}.")
 
 
 def visible_fields(svc: RecordsService, table: Table) -> list[Field]:

@@ -95,13 +95,16 @@ def build_form(
     table: Table,
     record: Record | None,
     formdata=None,
+    writable: frozenset[str] | None = None,
 ) -> tuple[RecordForm, list[Field]]:
-    """A WTForms form for ``table`` (filled from ``record`` when editing)."""
+    """A WTForms form for ``table`` (filled from ``record`` when editing). With
+    ``writable`` (the records service's ``rights``), a field outside it gets no
+    input: it is shown read-only and whatever is posted for it is ignored."""
     fields = form_fields(svc, table, record)
     attrs: dict[str, Any] = {}
     values = record.values if record is not None else {}
     for f in fields:
-        if not editable(f):
+        if not editable(f) or (writable is not None and f.key not in writable):
             continue
         kw: dict[str, Any] = {"description": f.help or ""}
         render: dict[str, Any] = {"id": f"f-{f.key}"}

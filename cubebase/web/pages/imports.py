@@ -38,7 +38,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField
 
 from . import bp, importfile, importjob, importrows
-from .common import service, visible_table
+from .common import require_create, service, visible_table
 from .importfile import (
     ENCODINGS,
     MAX_COLUMNS,
@@ -108,6 +108,7 @@ def _save(import_id: str, state: dict[str, Any]) -> None:
 def import_upload(table: str):
     svc = service()
     t = visible_table(svc, table)
+    require_create(svc, t)
     form = UploadForm()
     error = None
     status = 200

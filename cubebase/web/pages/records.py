@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import CombinedMultiDict
 
-from ...platform.errors import ConflictError, ValidationError
+from ...platform.errors import ConflictError, Forbidden, LockedError, ValidationError
 from ...platform.files import file_store
-from ...platform.records import Record
+from ...platform.records import Record, Rights
 from ...platform.schema import Field, Table
 from . import bp
 from .common import (
@@ -19,8 +29,10 @@ from .common import (
     column_fields,
     commit,
     display_value,
+    may_create,
     readable,
     record_title,
+    require_create,
     service,
     visible_fields,
     visible_table,
@@ -53,6 +65,14 @@ def _validation_problems(exc: ValidationError) -> dict[str, str]:
     return out
 
 
+@bp.context_processor
+def _rights_in_templates() -> dict[str, Any]:
+    """``may_create(table)`` for the tabs and the start page (New record, Import)."""
+    if g.get("actor") is None:
+        return {}
+    return {"may_create": lambda table: may_create(service(), table)}
+
+
 def _render_form(t: Table, form, fields, record: Record | None, **extra: Any):
     svc = service()
     links = LinkLabels(svc)
@@ -65,17 +85,36 @@ def _render_form(t: Table, form, fields, record: Record | None, **extra: Any):
         fields=fields,
         record=record,
         links=links,
-        editable=editable,
+        # a field without an input on this form (not writable here) is shown read-only
+        editable=lambda f: editable(f) and f.key in form,
         display=display_value,
         **extra,
     )
+
+
+def _held(svc, t: Table, record_id: int) -> dict[str, str]:
+    """Fields a running workflow keeps the user from changing now, with why."""
+    from ...workflows.engine import install
+
+    return install(current_app.extensions["cubebase"]).held_fields(svc, t, record_id)
+
+
+def _edit_refused(t: Table, record: Record, rights: Rights):
+    """The edit form of a record the user may not change: back to the record with
+    the reason (a lock), or the 403 page (no update rule holds)."""
+    if rights.locked:
+        flash(f"{record_title(t, record)} is closed and can no longer be changed.", "error")
+        return redirect(url_for("pages.record", table=t.key, record_id=record.id))
+    raise Forbidden(f"You may not change {record_title(t, record)}.")
 
 
 @bp.route("/t/<table>/new", methods=["GET", "POST"])
 def new_record(table: str):
     svc = service()
     t = visible_table(svc, table)
-    form, fields = build_form(svc, t, None, _formdata())
+    require_create(svc, t)
+    rights = svc.rights(t.key)
+    form, fields = build_form(svc, t, None, _formdata(), writable=rights.writable)
     general: list[str] = []
     status = 200
     if request.method == "POST" and form.validate_on_submit():
@@ -84,13 +123,18 @@ def new_record(table: str):
             record = svc.create(t.key, values)
         except ValidationError as exc:
             problems = {**problems, **_validation_problems(exc)}
+        except (ConflictError, Forbidden) as exc:
+            # refused as a whole (e.g. a record the user could not see once added):
+            # the message above the form, the user's input kept
+            general.append(exc.message)
+            status = exc.http_status
         else:
             if not problems:
                 commit()
                 flash(f"{record_title(t, record)} was created.", "success")
                 return redirect(url_for("pages.record", table=t.key, record_id=record.id))
-        general = _apply_problems(form, problems)
-        status = 422
+        general += _apply_problems(form, problems)
+        status = 422 if problems or status == 200 else status
     elif request.method == "POST":
         status = 400
     preview = svc.preview(t.key, {})
@@ -102,7 +146,18 @@ def edit_record(table: str, record_id: int):
     svc = service()
     t = visible_table(svc, table)
     record = svc.get(t.key, record_id)
-    form, fields = build_form(svc, t, record, _formdata())
+    rights = svc.rights(t.key, record.id)
+    writable: frozenset[str] | None = rights.writable
+    if not rights.update:
+        if request.method != "POST":
+            return _edit_refused(t, record, rights)
+        # closed (or out of reach) since the form was opened: the save below is
+        # refused by the records service and the form shows why, with the input kept
+        writable = None
+    held = _held(svc, t, record.id)
+    if writable is not None:
+        writable = writable - set(held)
+    form, fields = build_form(svc, t, record, _formdata(), writable=writable)
     general: list[str] = []
     conflict = None
     status = 200
@@ -115,24 +170,41 @@ def edit_record(table: str, record_id: int):
             )
         except ValidationError as exc:
             problems = {**problems, **_validation_problems(exc)}
+        except LockedError as exc:
+            # closed meanwhile, or a field a workflow holds: the message above the
+            # form, the user's input kept
+            general.append(exc.message)
+            status = 409
         except ConflictError as exc:
-            if exc.code != "conflict":
-                raise
             conflict = _conflict(t, record, int(version) if version.isdigit() else 0)
             form.version.data = str(record.version)
             general.append(exc.message)
+            status = 409
+        except Forbidden as exc:
+            general.append(exc.message)
+            status = 403
         else:
             if not problems:
                 commit()
                 flash(f"{record_title(t, updated)} was saved.", "success")
                 return redirect(url_for("pages.record", table=t.key, record_id=record.id))
         general += _apply_problems(form, problems)
-        status = 409 if conflict else 422
+        if status == 200:
+            status = 422
     elif request.method == "POST":
         status = 400
     preview = svc.preview(t.key, {}, record.id)
     return (
-        _render_form(t, form, fields, record, general=general, preview=preview, conflict=conflict),
+        _render_form(
+            t,
+            form,
+            fields,
+            record,
+            general=general,
+            preview=preview,
+            conflict=conflict,
+            held=held,
+        ),
         status,
     )
 
@@ -233,9 +305,7 @@ def record(table: str, record_id: int):
             related.append(
                 {"field": f, "table": target, "records": rows, "columns": cols, "links": rlinks}
             )
-    can_edit = not svc.access.locked(t, {"id": rec.id, **rec.values}) and (
-        svc.access.unlimited or svc.access.allows(t, "update", {"id": rec.id, **rec.values})
-    )
+    rights = svc.rights(t.key, rec.id)
     return render_template(
         "pages/record.html",
         table=t,
@@ -246,7 +316,8 @@ def record(table: str, record_id: int):
         related=related,
         history=history,
         tab=tab,
-        can_edit=can_edit,
+        can_edit=rights.update,
+        can_delete=rights.delete,
         action_form=ActionForm(),
         display=display_value,
     )
