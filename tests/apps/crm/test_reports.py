@@ -117,6 +117,11 @@ def test_crm_roles_read_their_colleagues(co):
     assert co.all("ann", "customers", query) and not co.all(
         "ann", "customers", '&filter=account_manager.email = "cai@crm.test"'
     )
+    # a colleague who left is no longer offered
+    resp = co.admin.patch(f"/api/v1/tables/users/records/{co.uid('bob')}",
+                          json={"fields": {"active": False}})  # fmt: skip
+    assert resp.status_code == 200, resp.get_json()
+    assert "bob@crm.test" not in {u["fields"]["email"] for u in co.all("ann", "users")}
     dealer = {u["fields"]["email"] for u in co.all("dan", "users")}
-    assert dealer == {"rm.north@crm.test", "ann@crm.test", "bob@crm.test", "dan@crm.test"}
+    assert dealer == {"rm.north@crm.test", "ann@crm.test", "dan@crm.test"}
     assert all("roles" not in u["fields"] for u in co.all("dan", "users"))
