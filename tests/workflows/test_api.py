@@ -93,6 +93,7 @@ def test_running_instances_follow_a_renamed_table(platform, wf, admin, users, cl
         json={"action": "submit", "fields": {"report": "Done"}},
     )
     assert r.status_code == 200, r.get_json()
-    assert consultant.get(f"/api/v1/tables/jobs/records/{project}").get_json()["fields"][
-        "report"
-    ] == "Done"
+    assert (
+        consultant.get(f"/api/v1/tables/jobs/records/{project}").get_json()["fields"]["report"]
+        == "Done"
+    )
