@@ -184,7 +184,11 @@ def test_locked_record_cannot_be_edited(admin, platform):
     rid = _deal_id(platform, "Acme support plan")  # lost: locked
     page = admin.get(f"/t/deals/{rid}").get_data(as_text=True)
     assert 'id="edit"' not in page
-    token = csrf_of(admin.get(f"/t/deals/{rid}/edit").get_data(as_text=True))
+    # the edit URL goes back to the record with the reason, no form
+    opened = admin.get(f"/t/deals/{rid}/edit")
+    assert opened.status_code == 302 and opened.headers["Location"].endswith(f"/t/deals/{rid}")
+    assert "can no longer be changed" in admin.get(f"/t/deals/{rid}").get_data(as_text=True)
+    token = csrf_of(page)
     resp = admin.client.post(
         f"/t/deals/{rid}/edit", data={"csrf_token": token, "version": "1", "title": "x"}
     )
