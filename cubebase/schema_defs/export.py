@@ -59,13 +59,18 @@ def live_field(schema: Schema, table: Table, f: Field) -> ir.FieldSpec:
 
 
 def exported_fields(table: Table, only: list[str] | None = None) -> list[Field]:
+    """The fields a file declares, in form order; with ``only``, those fields in the
+    order of ``only`` (the users table: the order the app's file gave them, which the
+    users table's own field order does not keep, since several apps share it and a link
+    field is added once its target table exists)."""
     out = [
         f
         for f in table.fields.values()
         if not f.system and f.link_kind not in ("reverse", "reverse_many")
     ]
     if only is not None:
-        out = [f for f in out if f.key in only]
+        by_key = {f.key: f for f in out}
+        out = [by_key[k] for k in only if k in by_key]
     return out
 
 
@@ -132,11 +137,7 @@ def live_app(schema: Schema, session, app_key: str | None) -> ir.AppSpec:
     ]
     if app_key is None:
         tables = [t for t in schema.tables.values() if not t.system]
-        user_fields = (
-            [f.key for f in exported_fields(schema.table(USERS)) if f.key not in _builtin_users()]
-            if schema.has_table(USERS)
-            else []
-        )
+        user_fields = _all_user_fields(schema)
     else:
         tables = app_tables(schema, app_key)
         user_fields = app_user_fields(schema, app_key)
@@ -195,10 +196,18 @@ def live_workflows(schema: Schema, session, app_key: str | None) -> list[ir.Work
     return out
 
 
-def _builtin_users() -> set[str]:
+def _all_user_fields(schema: Schema) -> list[str]:
+    """Every users field not built in: each app's in the order its file gave them (as
+    recorded), then any other in form order."""
+    if not schema.has_table(USERS):
+        return []
     from .validate import BUILTIN_USER_FIELDS
 
-    return set(BUILTIN_USER_FIELDS)
+    users = schema.table(USERS)
+    live = [f.key for f in exported_fields(users) if f.key not in BUILTIN_USER_FIELDS]
+    recorded = [k for keys in (users.config.get(APP_FIELDS) or {}).values() for k in keys]
+    out = list(dict.fromkeys(k for k in recorded if k in live))
+    return out + [k for k in live if k not in out]
 
 
 # --- IR -> plain data -> YAML ---------------------------------------------------------

@@ -159,3 +159,45 @@ def test_crm_size_round_trip(platform, tmp_path):
     assert plan_app(platform, load_app(out)).empty
     again = load_app(out)
     assert _by_key(to_data(again)) == _by_key(to_data(exported))
+
+
+def test_users_fields_come_back_in_the_order_of_the_file(platform, tmp_path):
+    """A users link field is added once its target table exists, so the users table
+    holds the app's fields in another order than the file; the export writes the file's
+    order, and planning the export is empty (it was "Record the users fields")."""
+    folder = tmp_path / "org"
+    folder.mkdir()
+    users_fields = [
+        {"key": "region", "type": "link", "to": "regions", "related_name": "staff"},
+        {"key": "position", "type": "text"},
+        {"key": "manager", "type": "user", "related_name": "reports"},
+        {"key": "badge", "type": "text"},
+    ]
+    app_yaml = {
+        "app": "org",
+        "roles": ["staff"],
+        "tables": [
+            {
+                "key": "users",
+                "fields": users_fields,
+                "permissions": [{"role": "staff", "read": "active"}],
+            }
+        ],
+    }
+    regions = {"key": "regions", "display": "name", "fields": [{"key": "name", "type": "text"}]}
+    (folder / "app.yaml").write_text(yaml.safe_dump(app_yaml, sort_keys=False))
+    (folder / "regions.yaml").write_text(yaml.safe_dump(regions, sort_keys=False))
+    assert apply_app(platform, load_app(folder)).applied
+
+    with platform.session() as s:
+        exported = live_app(platform.schema(s), s, "org")
+    users = next(t for t in exported.tables if t.key == "users")
+    assert [f.key for f in users.fields] == [f["key"] for f in users_fields]
+    out = tmp_path / "exported"
+    write_app(exported, out)
+    plan = plan_app(platform, load_app(out))
+    assert plan.empty, [s.text for s in plan.steps]
+    with platform.session() as s:  # every table at once: the same order
+        everything = live_app(platform.schema(s), s, None)
+    users = next(t for t in everything.tables if t.key == "users")
+    assert [f.key for f in users.fields] == [f["key"] for f in users_fields]
