@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .schema import Field, Schema, Table
 
 CHUNK = 5000  # ids per IN list
+IDS = "refresh_ids"  # the expanding parameter of the cached statements
 
 
 def should_store(checked: F.CheckedFormula) -> bool:
@@ -99,6 +100,22 @@ class Dependents:
             for d in deps:
                 self.by_table.setdefault(d.table, []).append(d)
         self.order = self._order()
+        # what reads each stored field (its own row's formula reading itself aside)
+        self.readers: dict[tuple[str, str], list[Dependency]] = {}
+        for deps_of in self.by_table.values():
+            for d in deps_of:
+                k = (d.table, d.reads)
+                if d.reads is not None and k in self.stored and (d.base, d.field) != k:
+                    self.readers.setdefault(k, []).append(d)  # type: ignore[arg-type]
+        self.read_by: dict[tuple[str, str], set[tuple[str, str]]] = {k: set() for k in self.stored}
+        for k, ins in self.reads.items():
+            for r in ins:
+                if r != k:
+                    self.read_by[r].add(k)
+        self.position = {k: i for i, k in enumerate(self.order)}
+        # statements built once per snapshot: SQLAlchemy then finds them compiled
+        self._owner_sql: dict[tuple[Hop, ...], sa.Select] = {}
+        self._update_sql: dict[tuple, sa.Update] = {}
 
     def _order(self) -> list[tuple[str, str]]:
         """Stored fields, each after the stored fields it reads."""
@@ -123,6 +140,54 @@ class Dependents:
         for k in sorted(self.stored):
             visit(k)
         return out
+
+    def owner_statement(self, path: tuple[Hop, ...]) -> sa.Select:
+        """Ids of the rows at the start of ``path`` that reach the rows ``:refresh_ids``
+        at its end (built once per path and snapshot)."""
+        hit = self._owner_sql.get(path)
+        if hit is not None:
+            return hit
+        tables = self.schema.tables
+        sel: Any = sa.bindparam(IDS, expanding=True)
+        for hop in reversed(path):
+            if hop.kind == "nav":
+                start = tables[hop.table]
+                col = start.column(start.field(hop.via))
+                sel = sa.select(start.sql.c.id).where(col.in_(sel))
+            elif hop.junction is None:
+                item = tables[hop.to]
+                col = item.column(item.field(hop.via))
+                sel = sa.select(col).where(item.sql.c.id.in_(sel), col.is_not(None))
+            else:
+                j = hop.junction
+                sel = sa.select(j.c[hop.owner_column]).where(j.c[hop.item_column].in_(sel))
+        self._owner_sql[path] = sel
+        return sel
+
+    def update_statement(
+        self, table_key: str, field_keys: tuple[str, ...], dialect: str, by_id: bool
+    ) -> sa.Update:
+        """``UPDATE`` setting ``field_keys`` of ``table_key`` to their formulas, for the
+        rows ``:refresh_ids`` (``by_id``) or all: the formulas' SQL is compiled once per
+        snapshot, not once per write."""
+        key = (table_key, field_keys, dialect, by_id)
+        hit = self._update_sql.get(key)
+        if hit is not None:
+            return hit
+        table = self.schema.tables[table_key]
+        ctx = F.SqlContext(
+            schema=self.fs, table=self.fs.table(table_key), dialect=dialect, row_scope=live_rows()
+        )
+        values = {}
+        for k in field_keys:
+            checked = self.checked[(table_key, k)]
+            values[table.fields[k].column_name] = F.compile_value(checked, ctx)
+        t = table.sql
+        stmt = sa.update(t).values(values)
+        if by_id:
+            stmt = stmt.where(t.c.id.in_(sa.bindparam(IDS, expanding=True)))
+        self._update_sql[key] = stmt
+        return stmt
 
     def of_table(self, table_key: str) -> list[Dependency]:
         return self.by_table.get(table_key, [])
@@ -282,96 +347,118 @@ class Refresh:
             moving &= self.fields
         if self.fields is not None and not moving:
             return self
-        for dep in self.deps.of_table(self.table.key):
-            if self._relevant(dep):
-                self._collect(dep, self.ids)
+        self._collect(
+            [d for d in self.deps.of_table(self.table.key) if self._relevant(d)], self.ids
+        )
         return self
 
     def after(self) -> None:
         if not self.deps.stored:
             return
         if self.ids:
-            for dep in self.deps.of_table(self.table.key):
-                if self._relevant(dep):
-                    self._collect(dep, self.ids)
+            relevant = [d for d in self.deps.of_table(self.table.key) if self._relevant(d)]
+            self._collect(relevant, self.ids)
         self._run()
 
-    def _collect(self, dep: Dependency, ids: list[int]) -> None:
-        key = (dep.base, dep.field)
-        if dep.path is None:
-            self.pending[key] = None
-            return
-        if self.pending.get(key, set()) is None:
-            return
-        found = self.pending.setdefault(key, set())
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            if not dep.path:
-                found.update(chunk)
+    def _collect(self, deps: Iterable[Dependency], ids: Iterable[int] | None) -> None:
+        """Make the owners of ``deps`` reached from the rows ``ids`` of their table due
+        (None: every row): one query per distinct path, not per field."""
+        found: dict[tuple[Hop, ...], set[int]] = {}
+        rows = None if ids is None else sorted(ids)
+        for dep in deps:
+            key = (dep.base, dep.field)
+            if dep.path is None or rows is None:
+                self.pending[key] = None
                 continue
-            found.update(self.session.scalars(self._owners(dep.path, chunk)))
-        found.discard(None)
+            if self.pending.get(key, set()) is None:
+                continue
+            owners = found.get(dep.path)
+            if owners is None:
+                owners = found[dep.path] = self._owners(dep.path, rows)
+            self.pending.setdefault(key, set()).update(owners)
 
-    def _owners(self, path: tuple[Hop, ...], ids: list[int]) -> sa.Select:
-        """Ids of the rows at the start of ``path`` that reach the rows ``ids`` at its end."""
-        tables = self.schema.tables
-        end = tables[path[-1].to].sql
-        sel: Any = sa.select(end.c.id).where(end.c.id.in_(ids))
-        for hop in reversed(path):
-            if hop.kind == "nav":
-                start = tables[hop.table]
-                col = start.column(start.field(hop.via))
-                sel = sa.select(start.sql.c.id).where(col.in_(sel))
-            elif hop.junction is None:
-                item = tables[hop.to]
-                col = item.column(item.field(hop.via))
-                sel = sa.select(col).where(item.sql.c.id.in_(sel), col.is_not(None))
-            else:
-                j = hop.junction
-                sel = sa.select(j.c[hop.owner_column]).where(j.c[hop.item_column].in_(sel))
-        return sel
+    def _owners(self, path: tuple[Hop, ...], ids: list[int]) -> set[int]:
+        if not path:
+            return set(ids)
+        stmt = self.deps.owner_statement(path)
+        out: set[int] = set()
+        for start in range(0, len(ids), CHUNK):
+            out.update(self.session.scalars(stmt, {IDS: ids[start : start + CHUNK]}))
+        out.discard(None)  # type: ignore[arg-type]
+        return out
 
     def _run(self) -> None:
-        """Recompute what is pending, in dependency order: fields of one table due for
-        the same rows, none reading another, share one UPDATE."""
-        while self.pending:  # a flush can make fields later in the order due
-            batch: list[tuple[str, str]] = []
-            batch_ids: set[int] | None = None
-            for key in self.deps.order:
-                if key not in self.pending:
-                    continue
-                if batch and (
-                    key[0] != batch[0][0]
-                    or self.pending[key] != batch_ids
-                    or self.deps.reads[key] & set(batch)
-                ):
-                    self._flush(batch, batch_ids)
-                    batch = []
-                    if key not in self.pending:
-                        continue
-                ids = self.pending.pop(key)
-                if ids is not None and not ids:
-                    continue
-                batch.append(key)
-                batch_ids = ids
-            if batch:
-                self._flush(batch, batch_ids)
+        """Recompute what is due. First every due row is found, in dependency order
+        (a field's readers come after it, and the paths back to them cross links,
+        which a refresh never changes); then one UPDATE per table and level sets all
+        of the table's due fields of that level at once, for the union of their rows
+        (recomputing a row that was right rewrites the same value)."""
+        deps = self.deps
+        due = [k for k in deps.order if k in self.pending]
+        i = 0  # ``due`` grows as readers become due: they sort later
+        order = deps.position
+        while i < len(due):
+            key = due[i]
+            i += 1
+            ids = self.pending[key]
+            if ids is not None and not ids:
+                continue
+            readers = deps.readers.get(key, ())
+            fresh = [(d.base, d.field) for d in readers if (d.base, d.field) not in self.pending]
+            self._collect(readers, ids)
+            if fresh:
+                due = due[:i] + sorted(set(due[i:]) | set(fresh), key=order.__getitem__)
+        due = [k for k in due if self.pending[k] is None or self.pending[k]]
+        for table_key, fields, ids in self._batches(due):
+            recompute(self.session, self.schema, table_key, fields, ids)
+        self.pending.clear()
 
-    def _flush(self, batch: list[tuple[str, str]], ids: set[int] | None) -> None:
-        base = batch[0][0]
-        changed = None if ids is None else sorted(ids)
-        recompute(self.session, self.schema, base, [k for _, k in batch], changed)
-        # what reads these fields changes with them
-        done = set(batch)
-        for dep in self.deps.of_table(base):
-            if dep.reads is None or (base, dep.reads) not in done:
-                continue
-            if (dep.base, dep.field) in done:
-                continue
-            if changed is None:
-                self.pending[(dep.base, dep.field)] = None
+    def _batches(self, due: list[tuple[str, str]]):
+        """(table, fields, ids) to UPDATE in turn: levels as early as their inputs allow,
+        then each field moved as late as its readers allow into a level where its
+        table already has an UPDATE for about the same rows, so fewer statements carry
+        the same work. Fields of a level and table share an UPDATE when their rows are
+        close (a union at most about twice the rows of each)."""
+        deps, pending = self.deps, self.pending
+        due_set = set(due)
+        level: dict[tuple[str, str], int] = {}
+        for k in due:
+            ins = [level[r] for r in deps.reads[k] if r != k and r in due_set]
+            level[k] = 1 + max(ins) if ins else 0
+        top = max(level.values(), default=0)
+        for k in reversed(due):
+            outs = [level[r] for r in deps.read_by[k] if r in due_set]
+            latest = min(outs) - 1 if outs else top
+            shared = [
+                level[o]
+                for o in due
+                if o[0] == k[0]
+                and o != k
+                and level[k] < level[o] <= latest
+                and _close(pending[o], pending[k])
+            ]
+            if shared:
+                level[k] = max(shared)
+        batches: list[tuple[int, str, list[str], set[int] | None]] = []
+        for k in sorted(due, key=lambda k: (level[k], k[0])):
+            ids = pending[k]
+            for lv, table_key, fields, rows in batches:
+                if lv == level[k] and table_key == k[0] and _close(rows, ids):
+                    fields.append(k[1])
+                    if rows is not None and ids is not None:
+                        rows |= ids
+                    break
             else:
-                self._collect(dep, changed)
+                batches.append((level[k], k[0], [k[1]], None if ids is None else set(ids)))
+        for _lv, table_key, fields, rows in batches:
+            yield table_key, fields, None if rows is None else sorted(rows)
+
+
+def _close(a: set[int] | None, b: set[int] | None) -> bool:
+    """Two fields' due rows are close enough to be recomputed together."""
+    if a is None or b is None:
+        return a is None and b is None
+    return len(a | b) <= 2 * min(len(a), len(b)) + 8
 
 
 def recompute(
@@ -382,26 +469,16 @@ def recompute(
     ids: list[int] | None = None,
 ) -> None:
     """Compute stored formula fields of one table anew for ``ids`` (None: every row),
-    in SQL: one UPDATE setting each of them to its formula."""
+    in SQL: one UPDATE setting each of them to its formula (the statement built once
+    per schema snapshot)."""
     deps = dependents(schema)
-    table = schema.tables[table_key]
-    ctx = F.SqlContext(
-        schema=deps.fs,
-        table=deps.fs.table(table_key),
-        dialect=session.get_bind().dialect.name,
-        row_scope=live_rows(),
-    )
-    values = {}
-    for key in field_keys:
-        checked = deps.checked[(table_key, key)]
-        values[table.fields[key].column_name] = F.compile_value(checked, ctx)
-    t = table.sql
-    stmt = sa.update(t).values(values)
+    dialect = session.get_bind().dialect.name
+    stmt = deps.update_statement(table_key, tuple(field_keys), dialect, ids is not None)
     if ids is None:
         session.execute(stmt)
         return
     for start in range(0, len(ids), CHUNK):
-        session.execute(stmt.where(t.c.id.in_(ids[start : start + CHUNK])))
+        session.execute(stmt, {IDS: ids[start : start + CHUNK]})
 
 
 def recompute_dependents(
