@@ -262,21 +262,31 @@ def build(schema: Schema, key: str, spec: dict[str, Any], app: str | None = None
 
 
 def _check_sort(rep: ReportDef, sort: Any) -> str:
+    """The sort in its one canonical spelling, so the report is stored, shown, exported
+    and compared the same however it was written: no ``+``, no spaces, and a group named
+    by its field key written as in ``group_by`` (``-month`` with ``month:month`` is
+    ``-month:month``)."""
     if not isinstance(sort, str):
         raise ReportProblem("sort", "expected a text, e.g. -sum(amount)")
+    parts = [(p.strip().startswith("-"), p.strip().lstrip("-+").strip()) for p in sort.split(",")]
     if rep.is_list:
-        for part in sort.split(","):
-            name = part.strip().lstrip("-+").strip()
+        for _desc, name in parts:
             if name not in {f.key for f in rep.columns} and name not in rep.table.fields:
                 raise ReportProblem("sort", f"unknown field `{name}` in table `{rep.table.key}`")
-        return sort.strip()
-    name = sort.strip().lstrip("-+").strip()
-    known = [g.text for g in rep.group_by] + [g.field.key for g in rep.group_by]
-    known += [m.text for m in rep.measures]
-    if name not in known and name.replace(" ", "") not in known:
-        choices = [g.text for g in rep.group_by] + [m.text for m in rep.measures]
-        raise ReportProblem("sort", f"sort by a group or a measure: one of {', '.join(choices)}")
-    return sort.strip().replace(" ", "")
+        return ",".join(("-" if desc else "") + name for desc, name in parts)
+    desc, name = parts[0] if len(parts) == 1 else (False, sort.strip())
+    name = name.replace(" ", "")
+    groups = [g.text for g in rep.group_by]
+    if name not in groups and name not in (m.text for m in rep.measures):
+        # a field is grouped once at most (build refuses it twice), so its key names one group
+        same_field = [g.text for g in rep.group_by if g.field.key == name]
+        if not same_field:
+            choices = groups + [m.text for m in rep.measures]
+            raise ReportProblem(
+                "sort", f"sort by a group or a measure: one of {', '.join(choices)}"
+            )
+        name = same_field[0]
+    return ("-" if desc else "") + name
 
 
 def default_label(key: str) -> str:

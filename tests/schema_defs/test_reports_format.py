@@ -232,3 +232,33 @@ def test_a_report_of_another_app_is_refused(platform, tmp_path):
     with pytest.raises(Exception) as exc:
         plan_app(platform, load_app(folder))
     assert "report `funnel` belongs to the app `other`" in str(exc.value)
+
+
+def test_a_sort_by_a_grouped_field_without_its_grain_is_the_group(platform, tmp_path):
+    """`sort: '-closed_on'` with `group_by: [closed_on:month]` means the group: applied,
+    it plans no change on the next diff (it planned a sort change every time), and the
+    export writes the one spelling `-closed_on:month`; so do `+`, spaces in a measure
+    and spaces in a list's sort."""
+    reports = """
+reports:
+  - {key: by_month, table: deals, group_by: [owner, closed_on:month], sort: '-closed_on'}
+  - {key: by_stage, table: deals, group_by: [stage], measures: [sum(amount)],
+     sort: '+sum( amount )'}
+  - {key: open_deals, table: deals, columns: [title, amount], sort: '-amount, +title'}
+"""
+    folder = _write(tmp_path / "shop", {"app.yaml": APP + reports, "deals.yaml": DEALS})
+    assert apply_app(platform, load_app(folder)).applied
+    plan = plan_app(platform, load_app(folder))
+    assert plan.empty, plan.describe()
+    with platform.session() as s:
+        data = to_data(live_app(platform.schema(s), s, "shop"))
+    assert {r["key"]: r["sort"] for r in data["reports"]} == {
+        "by_month": "-closed_on:month",
+        "by_stage": "sum(amount)",
+        "open_deals": "-amount,title",
+    }
+    with platform.session() as s:  # and it still sorts by the month, newest first
+        schema = platform.schema(s)
+        rep = R.build(schema, "x", {"table": "deals", "group_by": ["closed_on:month"],
+                                    "sort": "-closed_on"})  # fmt: skip
+        assert rep.sort == "-closed_on:month"
