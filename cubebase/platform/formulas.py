@@ -219,8 +219,13 @@ class FormulaRuntime:
 
     def now(self) -> datetime:
         """NOW() for the statement being built: taken afresh for each, so a
-        long-lived service never sees records written after it as in the future."""
-        return datetime.now(self.schema.timezone)
+        long-lived service never sees records written after it as in the future; the
+        service's ``clock`` when it has one (a scheduled run: its due time), in the
+        workspace time zone, so TODAY() is the workspace's date of that instant."""
+        clock = self.service.clock
+        if clock is None:
+            return datetime.now(self.schema.timezone)
+        return clock().astimezone(self.schema.timezone)
 
     def checked(
         self, table_key: str, stored: str, expected: ft.FType | None = None, where: str = ""

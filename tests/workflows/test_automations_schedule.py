@@ -397,3 +397,60 @@ automations:
         "Active subscriptions: 1 row. Open it: /reports/active_subscriptions\n\n"
         "Name,Amount\r\nbig,500\r\n"
     )
+
+
+MORNING_CHECK = """
+automations:
+  - key: morning_check
+    table: subscriptions
+    on: schedule
+    schedule: daily 07:55
+    when: 'end_date < TODAY() AND status = "active"'
+    actions:
+      - update: {status: '"not renewed"', end_date: 'TODAY()'}
+"""
+
+
+def test_a_run_sees_its_due_date_in_the_workspace_time_zone(platform, engine, tmp_path):
+    """TODAY() in `when` and in the actions is the due time's date in the workspace
+    time zone, not the real date nor the UTC one: 07:55 in Shanghai is 23:55 UTC the
+    day before, and a run that starts late, past local midnight, still sees the day it
+    was due."""
+    import dataclasses
+
+    from cubebase.platform.core import Platform
+
+    shanghai = Platform(
+        dataclasses.replace(platform.config, timezone="Asia/Shanghai", data_dir=tmp_path),
+        engine=engine,
+    )
+    clock = Clock(at(2026, 3, 2, 12, 0))
+    automations = deploy(shanghai, MORNING_CHECK, clock)
+    assert next_run(shanghai, "morning_check") == at(2026, 3, 2, 23, 55)
+    ended = {  # end date -> id
+        end: create(
+            shanghai, "subscriptions", {"name": str(end), "end_date": end, "status": "active"}
+        )  # fmt: skip
+        for end in (date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4))
+    }
+
+    def state() -> dict[date, tuple[str, date]]:
+        by_id = {r["id"]: (r["status"], r["end_date"]) for r in rows(shanghai, "subscriptions")}
+        return {end: by_id[rid] for end, rid in ended.items()}
+
+    # just before midnight UTC on 2 March: 3 March in Shanghai (ended 2 March: due)
+    (result,) = automations.run_due(clock.advance(hours=11, minutes=58))
+    assert (result.done, result.slot) == (1, "2026-03-02T23:55Z")
+    assert state() == {
+        date(2026, 3, 2): ("not renewed", date(2026, 3, 3)),
+        date(2026, 3, 3): ("active", date(2026, 3, 3)),
+        date(2026, 3, 4): ("active", date(2026, 3, 4)),
+    }
+    # due 07:55 on 4 March in Shanghai, run at 00:30 on 5 March: TODAY() is 4 March
+    (result,) = automations.run_due(at(2026, 3, 4, 16, 30))
+    assert (result.done, result.slot) == (1, "2026-03-03T23:55Z")
+    assert state() == {
+        date(2026, 3, 2): ("not renewed", date(2026, 3, 3)),
+        date(2026, 3, 3): ("not renewed", date(2026, 3, 4)),
+        date(2026, 3, 4): ("active", date(2026, 3, 4)),
+    }

@@ -9,6 +9,9 @@ and the caller's transaction stays usable."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from sqlalchemy.orm import Session
 
 from ..access import Access
@@ -24,6 +27,12 @@ from .writing import Writing
 
 
 class RecordsService(Reading, RightsReading, Writing, Aggregating, Storage):
+    # The time TODAY() and NOW() read (an aware datetime); None: the real time. A
+    # scheduled automation's run sets it to its due time, so a run that starts late
+    # still sees the day it was due (and tests with a fixed clock are deterministic).
+    # Audit times (created/updated at, history) stay the real time.
+    clock: Callable[[], datetime] | None = None
+
     def __init__(self, session: Session, actor: Actor, platform):
         self.session = session
         self.actor = actor
@@ -41,6 +50,7 @@ class RecordsService(Reading, RightsReading, Writing, Aggregating, Storage):
             return self
         if self._system is None:
             self._system = RecordsService(self.session, Actor.system_actor(), self.platform)
+        self._system.clock = self.clock
         return self._system
 
     def _plan(self, table: Table) -> TablePlan:

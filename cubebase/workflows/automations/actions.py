@@ -285,6 +285,7 @@ class SendReport(Action):
             if actor is None:
                 continue  # inactive or gone
             service = ctx.engine.platform.records(session, actor)
+            service.clock = ctx.system.clock  # a scheduled run's TODAY(): its due time
             try:
                 with session.begin_nested():
                     report = get_report(service, key)

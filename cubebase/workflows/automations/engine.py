@@ -299,7 +299,7 @@ class AutomationEngine:
             ).rowcount
         if won != 1:
             return None  # another process has it (or it was done meanwhile)
-        result = self.sweep(aid, due_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"))
+        result = self.sweep(aid, due_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"), due_at)
         with self.platform.session(write=True) as s, s.begin():
             auto = s.get(Automation, aid)
             if auto is not None and auto.claim == token:
@@ -321,23 +321,33 @@ class AutomationEngine:
                 "automations run by hand"
             )
         aid = a.id
-        return self.sweep(aid, "now:" + self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"))
+        now = self.clock()
+        return self.sweep(aid, "now:" + now.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"), now)
 
-    def sweep(self, aid: int, slot: str) -> RunResult:
+    def sweep(self, aid: int, slot: str, at: datetime | None = None) -> RunResult:
         """The records where ``when`` holds (or once, without a table), each acted on in
-        its own transaction unless this slot already did it."""
+        its own transaction unless this slot already did it. TODAY() and NOW() in
+        ``when`` and in the actions are ``at`` (the due time; default: the engine's
+        clock) in the workspace time zone, however late the run starts."""
+        at = aware(at) if at is not None else self.clock()
         with self.platform.session() as s:
             auto = s.get(Automation, aid)
             a = Loaded(auto.id, auto.key, auto.table_id, auto.definition)
-            system = self.platform.records(s, Actor.system_actor())
+            system = self.records(s, at)
             table = table_by_id(system.schema, a.table_id) if a.table_id else None
             if a.table_id is not None and table is None:
                 return RunResult(a.key, slot, messages=["its table no longer exists"])
             ids = [0] if table is None else self._matching(system, table, a.when)
         result = RunResult(a.key, slot)
         for rid in ids:
-            self._run_one(a, rid, slot, result)
+            self._run_one(a, rid, slot, result, at)
         return result
+
+    def records(self, session: Session, at: datetime):
+        """The system's records service whose TODAY() and NOW() are ``at``."""
+        service = self.platform.records(session, Actor.system_actor())
+        service.clock = lambda: at
+        return service
 
     @staticmethod
     def _matching(system, table, when: str | None) -> list[int]:
@@ -353,12 +363,12 @@ class AutomationEngine:
             if not cursor:
                 return ids
 
-    def _run_one(self, a: Loaded, rid: int, slot: str, result: RunResult) -> None:
+    def _run_one(self, a: Loaded, rid: int, slot: str, result: RunResult, at: datetime) -> None:
         with self.platform.session(write=True) as s, s.begin():
             if not self._claim_run(s, a.id, rid, slot):
                 result.skipped += 1
                 return
-            system = self.platform.records(s, Actor.system_actor())
+            system = self.records(s, at)
             try:
                 with s.begin_nested():
                     table = table_by_id(system.schema, a.table_id) if a.table_id else None

@@ -1,19 +1,19 @@
 """The CRM's scheduled automations as the scheduler runs them (the engine's due-run
-with the clock moved ahead), on SQLite and PostgreSQL: the admin office's daily
-lists (crm.md problem 3) and the reminder the day before a planned activity
+on a fixed clock moved a day ahead), on SQLite and PostgreSQL: the admin office's
+daily lists (crm.md problem 3) and the reminder the day before a planned activity
 (problem 6). The commission automations are in test_acceptance.py."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
 from cubebase.workflows.automations import install
-from cubebase.workflows.automations.engine import utcnow
-from cubebase.workflows.models import Notification
+from cubebase.workflows.models import Automation, Notification
 
 API = "/api/v1/tables"
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # the engine's clock: a Monday morning
 
 
 def notifications(co, who: str) -> list[tuple[str, str]]:
@@ -25,9 +25,16 @@ def notifications(co, who: str) -> list[tuple[str, str]]:
         return [(n.subject, n.body) for n in rows]
 
 
-def run_next_day(co) -> None:
-    """The scheduler's sweep a day from now: every daily automation is due."""
-    install(co.platform).run_due(utcnow() + timedelta(days=1, minutes=1))
+def run_next_day(co, minutes: int = 1) -> None:
+    """The scheduler's sweep a day after ``NOW``: every daily automation is due (its
+    run sees the due day, 3 March, as TODAY())."""
+    engine = install(co.platform, lambda: NOW)
+    with co.platform.session(write=True) as s, s.begin():
+        # the installed CRM was scheduled on the real clock: each due next after NOW
+        # (called twice, the same due time twice, as two scheduler processes would)
+        for a in s.scalars(sa.select(Automation).where(Automation.trigger == "schedule")):
+            a.next_run_at = engine.next_run(a.definition, NOW)
+    engine.run_due(NOW + timedelta(days=1, minutes=minutes))
 
 
 def test_the_admin_office_gets_its_daily_lists(co):
@@ -59,7 +66,7 @@ def test_the_admin_office_gets_its_daily_lists(co):
     body = co.olga.get("/api/v1/reports/incomplete_customers").get_json()
     assert [r[0] for r in body["rows"]] == ["Half Done Ltd", "No Fax Inc"]
     # the same due time again (a second scheduler process): nothing sent twice
-    install(co.platform).run_due(utcnow() + timedelta(days=1, minutes=2))
+    run_next_day(co, minutes=2)
     assert len(notifications(co, "olga")) == 2
     assert notifications(co, "ann") == []  # the lists are the office's
 
@@ -67,8 +74,8 @@ def test_the_admin_office_gets_its_daily_lists(co):
 def test_a_salesperson_is_reminded_the_day_before_a_planned_visit(co):
     cid = co.ids("customers")["Beijing Media"]
     ann = co.uid("ann")
-    # the clock moved ahead makes the schedule due; TODAY() in `when` is the real day
-    day = utcnow().date() + timedelta(days=1)
+    # the run due at 07:00 on 3 March reminds of the activities of 4 March
+    day = date(2026, 3, 4)
     for subject, when, done in (("Visit Beijing Media", day, False), ("Call back", day, True),
                                 ("Fair", day + timedelta(days=3), False)):  # fmt: skip
         resp = co.ann.post(
@@ -77,5 +84,5 @@ def test_a_salesperson_is_reminded_the_day_before_a_planned_visit(co):
                              "assigned_to": ann, "kind": "visit", "done": done}},
         )  # fmt: skip
         assert resp.status_code == 201, resp.get_json()
-    install(co.platform).run_due(utcnow() + timedelta(days=1, minutes=1))
+    run_next_day(co)
     assert notifications(co, "ann") == [("Tomorrow: Visit Beijing Media", "visit Beijing Media")]
