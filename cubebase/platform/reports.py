@@ -498,11 +498,18 @@ def get_dashboard(service: RecordsService, key: str) -> Dashboard:
 
 
 def run_report(
-    service: RecordsService, report: ReportDef, limit: int | None = None
+    service: RecordsService,
+    report: ReportDef,
+    limit: int | None = None,
+    narrow: str | None = None,
 ) -> ReportResult:
     """Run the report as the service's actor (rows they may read, fields they may see;
-    a hidden field is refused with BadRequest). ``limit`` lowers the report's own."""
+    a hidden field is refused with BadRequest). ``limit`` lowers the report's own;
+    ``narrow`` is the viewer's own filter formula (e.g. a period), ANDed with the
+    report's and checked like any filter the viewer writes."""
     where = [FormulaFilter(report.filter)] if report.filter else []
+    if narrow is not None and narrow.strip():
+        where.append(FormulaFilter(narrow.strip()))
     if report.is_list:
         return _run_list(service, report, where, limit)
     return _run_summary(service, report, where, limit)

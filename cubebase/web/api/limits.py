@@ -133,7 +133,7 @@ class UsageLog:
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, *, quiet: bool = False) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
             self._last_flush = time.monotonic()
@@ -142,6 +142,8 @@ class UsageLog:
         try:
             self._write(pending)
         except Exception as exc:  # noqa: BLE001 - counting must never fail a request
+            if quiet:
+                return  # at exit: the database may be gone (a test's), nothing left to tell
             log.warning("token use log: could not write %d counts, kept: %s", len(pending), exc)
             with self._lock:
                 for key, row in pending.items():
@@ -156,10 +158,7 @@ class UsageLog:
         url = self.platform.engine.url
         if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
             return  # the database file is gone (a test's or benchmark's): do not create it again
-        try:
-            self.flush()
-        except Exception:  # noqa: BLE001, S110 - at exit, nothing left to tell
-            pass
+        self.flush(quiet=True)
 
     def _write(self, pending: dict) -> None:
         dialect = self.platform.dialect

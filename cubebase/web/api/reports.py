@@ -40,7 +40,7 @@ def get_report(key: str):
             raise BadRequest(f"limit must be a whole number from 1 to {R.LIST_CAP}")
         n = int(limit)
     report = R.get_report(svc, key)
-    result = R.run_report(svc, report, limit=n)
+    result = R.run_report(svc, report, limit=n, narrow=request.args.get("filter"))
     if fmt == "csv":
         return Response(
             "\ufeff" + result.to_csv(),
@@ -118,6 +118,12 @@ def openapi_paths(responses, param) -> dict[str, dict]:
                         "query",
                         {"type": "integer", "minimum": 1, "maximum": R.LIST_CAP},
                         "At most this many rows",
+                    ),
+                    param(
+                        "filter",
+                        "query",
+                        {"type": "string"},
+                        "A filter formula of the caller's own, ANDed with the report's",
                     ),
                 ],
                 "responses": ok,

@@ -163,9 +163,10 @@ def report(key: str):
     kind = request.args.get("chart", "")
     if kind not in CHART_TYPES:
         kind = _chart_kind(rep)
+    narrow = request.args.get("filter", "").strip()
     result = chart = problem = None
     try:
-        result = R.run_report(svc, rep)
+        result = R.run_report(svc, rep, narrow=narrow)
     except CubebaseError as exc:
         if exc.http_status == 404:
             raise
@@ -180,6 +181,7 @@ def report(key: str):
         problem=problem,
         kinds=CHART_TYPES,
         kind=kind,
+        narrow=narrow,
     )
 
 
@@ -189,7 +191,7 @@ def report_export(key: str, fmt: str):
     if fmt not in ("csv", "xlsx"):
         raise NotFound("Download a report as csv or xlsx")
     rep = R.get_report(svc, key)
-    result = R.run_report(svc, rep)
+    result = R.run_report(svc, rep, narrow=request.args.get("filter"))
     if fmt == "csv":
         body: Any = ("\ufeff" + result.to_csv()).encode("utf-8")  # a BOM: Excel reads UTF-8
         mimetype = "text/csv; charset=utf-8"

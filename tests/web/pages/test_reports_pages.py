@@ -183,3 +183,45 @@ def test_reports_over_the_api(app, board):
     assert c.get("/api/v1/reports/funnel?limit=x").status_code == 400
     assert c.get("/api/v1/reports/value").status_code == 400  # amounts are hidden
     assert len(c.get("/api/v1/reports/funnel?limit=1").get_json()["rows"]) == 1
+
+
+def test_the_viewer_narrows_a_report_with_a_filter(admin, sales, board):
+    """A report narrowed to a period (or any filter the viewer writes): the page, its
+    downloads and the API answer for the narrowed rows, under the viewer's rules."""
+    whole = dict(ROWS.findall(sales.get("/reports/funnel").get_data(as_text=True)))
+    page = sales.get('/reports/funnel?filter=stage = "lead"').get_data(as_text=True)
+    assert dict(ROWS.findall(page)) == {"lead": whole["lead"]}
+    assert 'value="stage = &#34;lead&#34;"' in page  # kept in the form, escaped
+    assert "filter=stage" in page  # the downloads carry it
+    text = sales.get('/reports/funnel/export.csv?filter=stage = "lead"').get_data(as_text=True)
+    assert list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[1:] == [["lead", whole["lead"]]]
+    # a mistake is a message on the page, never a 500; a hidden field is refused
+    for bad in ["stage = ", "amount > 5", "nope = 1", "(" * 500]:
+        resp = sales.get("/reports/funnel", query_string={"filter": bad})
+        assert resp.status_code == 200, bad
+        assert 'id="view-problem"' in resp.get_data(as_text=True), bad
+        assert (
+            sales.get("/reports/funnel/export.csv", query_string={"filter": bad}).status_code == 400
+        )
+    # the narrowing never widens: the lost deals stay out of the salesperson's report
+    page = sales.get('/reports/funnel?filter=stage = "lost"').get_data(as_text=True)
+    assert "lost" not in dict(ROWS.findall(page))
+    assert dict(
+        ROWS.findall(admin.get('/reports/funnel?filter=stage = "lost"').get_data(as_text=True))
+    ) == {"lost": "1"}
+
+
+def test_the_api_narrows_a_report(app, board):
+    from cubebase.apps.sample import SALES_EMAIL
+    from cubebase.platform.users import create_token
+
+    platform = app.extensions["cubebase"]
+    with platform.session() as s, s.begin():
+        token = create_token(platform, s, SALES_EMAIL)
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    body = c.get("/api/v1/reports/funnel", query_string={"filter": 'stage = "lead"'}).get_json()
+    assert [r[0] for r in body["rows"]] == ["lead"]
+    resp = c.get("/api/v1/reports/funnel", query_string={"filter": "stage +"})
+    assert resp.status_code == 400 and resp.get_json()["error"]["message"]
+    assert c.get("/api/v1/reports/funnel", query_string={"filter": "amount > 1"}).status_code == 400
