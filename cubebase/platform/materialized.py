@@ -12,11 +12,12 @@ moment are computed when read.
 The records service keeps the column right: every write (create, bulk create,
 update, delete, restore, purge, many-to-many changes) asks ``refresh`` which
 stored values it may have changed, following each formula's dependency paths
-backwards from the written rows to the rows owning the formula, and recomputes
-exactly those with one ``UPDATE ... SET f_<id> = <the formula's SQL> WHERE id IN
-(...)`` per formula, in dependency order (a stored formula that reads another is
-refreshed after it). Schema changes that rewrite values recompute the whole
-column. The value is the formula's own SQL, in system context, so it is what the
+backwards from the written rows to the rows owning the formula (one query per
+distinct path), first for the whole chain of stored formulas reading one another,
+then recomputes exactly those rows with one ``UPDATE ... SET f_<a> = <SQL>, f_<b> =
+<SQL> WHERE id IN (...)`` per table and dependency level (a stored formula that
+reads another is refreshed after it). The statements are built once per schema
+snapshot. Schema changes that rewrite values recompute the whole column. The value is the formula's own SQL, in system context, so it is what the
 formula would compute on read; the interpreter, which works on one record in
 memory, still computes it from the formula.
 """
@@ -332,6 +333,9 @@ class Refresh:
         self.ids = [int(i) for i in ids]
         self.fields = fields  # None: rows created, trashed, restored or purged
         self.pending: dict[tuple[str, str], set[int] | None] = {}
+        # owners found per (path, rows) since the write: the same path is often
+        # followed from the same rows for several fields
+        self._found: dict[tuple, set[int]] = {}
 
     def _relevant(self, dep: Dependency) -> bool:
         if self.fields is None:
@@ -355,6 +359,7 @@ class Refresh:
     def after(self) -> None:
         if not self.deps.stored:
             return
+        self._found = {}  # the write in between may have moved rows between links
         if self.ids:
             relevant = [d for d in self.deps.of_table(self.table.key) if self._relevant(d)]
             self._collect(relevant, self.ids)
@@ -362,9 +367,9 @@ class Refresh:
 
     def _collect(self, deps: Iterable[Dependency], ids: Iterable[int] | None) -> None:
         """Make the owners of ``deps`` reached from the rows ``ids`` of their table due
-        (None: every row): one query per distinct path, not per field."""
-        found: dict[tuple[Hop, ...], set[int]] = {}
+        (None: every row): one query per distinct path and rows, not per field."""
         rows = None if ids is None else sorted(ids)
+        token = None if rows is None else tuple(rows)
         for dep in deps:
             key = (dep.base, dep.field)
             if dep.path is None or rows is None:
@@ -372,9 +377,9 @@ class Refresh:
                 continue
             if self.pending.get(key, set()) is None:
                 continue
-            owners = found.get(dep.path)
+            owners = self._found.get((dep.path, token))
             if owners is None:
-                owners = found[dep.path] = self._owners(dep.path, rows)
+                owners = self._found[(dep.path, token)] = self._owners(dep.path, rows)
             self.pending.setdefault(key, set()).update(owners)
 
     def _owners(self, path: tuple[Hop, ...], ids: list[int]) -> set[int]:
