@@ -34,9 +34,26 @@ STORED = {
     "deals": {
         "customer_region": "customer.region.name",
         "customer_won": "customer.won_total",
+        "region_total": "customer.region.total_won",
     },
     "tags": {"customer_count": "COUNT(customers)"},
+    # a chain back and forth between tables and over a self-referencing reverse link
+    # (as the CRM's commission statements: credits, statements, the manager's statement)
+    "regions": {
+        "won": "SUM(customers.won_total)",
+        "children_won": "SUM(children.won)",
+        "total_won": "won + children_won",
+    },
 }
+# added after the fields they read, in this order
+LATER = [
+    ("deals", "customer_won"),
+    ("customers", "commission"),
+    ("regions", "won"),
+    ("regions", "children_won"),
+    ("regions", "total_won"),
+    ("deals", "region_total"),
+]
 # formulas that read the moment are computed when read
 COMPUTED = {
     "customers": {"mine": "owner = USER()", "age": 'DATEDIFF(DATE(2020, 1, 1), TODAY(), "days")'}
@@ -47,16 +64,11 @@ def build_stored(platform) -> None:
     with platform.schema_editor() as ed:
         for table, fields in {**STORED}.items():
             for key, formula in fields.items():
-                if (table, key) in (("deals", "customer_won"), ("customers", "commission")):
-                    continue  # after the fields they read exist
-                ed.add_field(table, {"key": key, "type": "formula", "formula": formula})
-        ed.add_field(
-            "deals", {"key": "customer_won", "type": "formula", "formula": "customer.won_total"}
-        )
-        ed.add_field(
-            "customers",
-            {"key": "commission", "type": "formula", "formula": "ROUND(won_total * 0.04, 2)"},
-        )
+                if (table, key) not in LATER:
+                    ed.add_field(table, {"key": key, "type": "formula", "formula": formula})
+        for table, key in LATER:
+            formula = STORED[table][key]
+            ed.add_field(table, {"key": key, "type": "formula", "formula": formula})
         for key, formula in COMPUTED["customers"].items():
             ed.add_field("customers", {"key": key, "type": "formula", "formula": formula})
 
