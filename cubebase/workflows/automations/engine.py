@@ -21,7 +21,7 @@ the jobs scheduler.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -41,22 +41,12 @@ from ...platform.usage import Use
 from ...schema_defs.automations import table_by_id, uses
 from ...schema_defs.schedules import parse_schedule
 from ..models import Automation, AutomationRun
+from ..states import Clock, aware, utcnow
 from .actions import ACTIONS, Context
 
 MAX_DEPTH = 5  # automations triggering automations
 STALE_CLAIM = timedelta(minutes=15)
 SWEEP_PAGE = 500
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(dt: datetime | None) -> datetime | None:
-    if dt is None or dt.tzinfo is not None:
-        return dt
-    return dt.replace(tzinfo=UTC)
 
 
 @dataclass
