@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..platform.actor import Actor
 from .models import Event, Notification
-from .states import aware
+from .states import add_once, aware
 
 
 class Events:
@@ -106,22 +105,20 @@ class Events:
         from .jobs import notification_text
 
         subject, body = notification_text(self, session, kind, task, comment, subject)
-        try:
-            with session.begin_nested():
-                session.add(
-                    Notification(
-                        key=key,
-                        user_id=user_id,
-                        kind=kind,
-                        task_id=task.id if task is not None else None,
-                        subject=subject,
-                        body=body,
-                        created_at=now,
-                        email_status="pending" if self.platform.config.smtp.get("host") else "none",
-                    )
-                )
-                session.flush()
-        except IntegrityError:
+        made = add_once(
+            session,
+            Notification(
+                key=key,
+                user_id=user_id,
+                kind=kind,
+                task_id=task.id if task is not None else None,
+                subject=subject,
+                body=body,
+                created_at=now,
+                email_status="pending" if self.platform.config.smtp.get("host") else "none",
+            ),
+        )
+        if not made:
             return False
         self._after_commit(session, ("mail",))
         return True

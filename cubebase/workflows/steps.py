@@ -7,16 +7,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..formula import types as ft
 from ..platform.actor import Actor
 from ..platform.errors import BadRequest, ConflictError, Forbidden, NotFound
-from ..platform.records import FormulaFilter
 from .definitions import END_STEPS
 from .models import Delegation, Instance, Task, Workflow
-from .states import OPEN, RUNNING, aware
+from .states import OPEN, RUNNING, add_once, aware, role_holders
 
 
 class Steps:
@@ -49,12 +47,8 @@ class Steps:
             started_by=actor.user_id,
             started_at=now,
         )
-        try:
-            with session.begin_nested():
-                session.add(inst)
-                session.flush()
-        except IntegrityError:
-            raise ConflictError("This workflow is already running on this record") from None
+        if not add_once(session, inst):
+            raise ConflictError("This workflow is already running on this record")
         self._event(session, inst, None, "start", None, actor, None, None, {}, now)
         first = version.definition["steps"][0]["key"]
         self._enter(session, inst, version.definition, first, actor, now)
@@ -126,14 +120,7 @@ class Steps:
 
     def assignees(self, system, table, step, record) -> list[int]:
         if step["role"]:
-            page = system.list(
-                "users",
-                where=FormulaFilter(f'"{step["role"]}" IN roles AND active'),
-                sort="id",
-                limit=500,
-                fields=["email"],
-            )
-            return [r.id for r in page.records]
+            return role_holders(system, step["role"])
         if step.get("assignees") is None:
             return []
         return self._users(system, table, step["assignees"], record)

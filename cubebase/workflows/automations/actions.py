@@ -16,15 +16,14 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from ... import formula as F
 from ...platform.actor import Actor
 from ...platform.errors import BadRequest, FieldProblem, NotFound, ValidationError
 from ...platform.fieldtypes import ConversionError
-from ...platform.records import FormulaFilter
 from ...schema_defs.automations import NO_TABLE, AutomationView, field_by_id, table_by_id
 from ..models import Instance, Notification, Workflow
+from ..states import add_once, role_holders
 
 
 @dataclass
@@ -75,14 +74,7 @@ class Context:
     def users(self, to: str | None, role: str | None) -> list[int]:
         """The receivers: a formula's users, or the active holders of a role."""
         if role is not None:
-            page = self.system.list(
-                "users",
-                where=FormulaFilter(f'"{role}" IN roles AND active'),
-                sort="id",
-                limit=500,
-                fields=["email"],
-            )
-            return [r.id for r in page.records]
+            return role_holders(self.system, role)
         value = self.evaluate(to)
         values = value if isinstance(value, list) else [value]
         out: list[int] = []
@@ -99,26 +91,21 @@ class Context:
         else:
             key = f"auto:{a.id}:{self.record_id}:{self.slot}:{index}:{user_id}"
         session = self.system.session
-        try:
-            with session.begin_nested():
-                session.add(
-                    Notification(
-                        key=key[:200],
-                        user_id=user_id,
-                        kind=kind,
-                        task_id=None,
-                        subject=subject[:300],
-                        body=body,
-                        created_at=self.engine.clock(),
-                        email_status="pending"
-                        if self.engine.platform.config.smtp.get("host")
-                        else "none",
-                    )
-                )
-                session.flush()
-        except IntegrityError:
-            return
-        self.engine.mail_after_commit(session)
+        made = add_once(
+            session,
+            Notification(
+                key=key[:200],
+                user_id=user_id,
+                kind=kind,
+                task_id=None,
+                subject=subject[:300],
+                body=body,
+                created_at=self.engine.clock(),
+                email_status="pending" if self.engine.platform.config.smtp.get("host") else "none",
+            ),
+        )
+        if made:
+            self.engine.mail_after_commit(session)
 
 
 def as_input(value: Any) -> Any:

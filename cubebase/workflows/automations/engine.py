@@ -30,7 +30,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ...formula import types as ft
@@ -41,7 +40,7 @@ from ...platform.usage import Use
 from ...schema_defs.automations import table_by_id, uses
 from ...schema_defs.schedules import parse_schedule
 from ..models import Automation, AutomationRun
-from ..states import Clock, aware, utcnow
+from ..states import Clock, add_once, aware, utcnow
 from .actions import ACTIONS, Context
 
 MAX_DEPTH = 5  # automations triggering automations
@@ -194,21 +193,16 @@ class AutomationEngine:
     @staticmethod
     def _claim_run(session: Session, automation_id: int, record_id: int, slot: str) -> bool:
         """The run's row; False when this (automation, record, slot) already ran."""
-        try:
-            with session.begin_nested():
-                session.add(
-                    AutomationRun(
-                        automation_id=automation_id,
-                        record_id=record_id,
-                        slot=slot,
-                        status="done",
-                        created_at=utcnow(),
-                    )
-                )
-                session.flush()
-        except IntegrityError:
-            return False
-        return True
+        return add_once(
+            session,
+            AutomationRun(
+                automation_id=automation_id,
+                record_id=record_id,
+                slot=slot,
+                status="done",
+                created_at=utcnow(),
+            ),
+        )
 
     def _run_actions(self, ctx: Context) -> None:
         """Every action in order; a refusal names the automation and undoes them all."""
