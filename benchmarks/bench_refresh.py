@@ -252,7 +252,7 @@ def main() -> None:
         )
         if args.log:
             for stmt in r["log"]:
-                print("   ", " ".join(stmt.split())[:400])
+                print("   ", " ".join(stmt.split())[:4000])
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
