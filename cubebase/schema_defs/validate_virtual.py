@@ -10,9 +10,9 @@ import itertools
 from typing import Any
 
 from .. import formula as F
-from ..platform.fieldtypes import SYSTEM_FIELDS
 from ..platform.models import FieldDef, TableDef
 from ..platform.schema import USERS, Field, Schema, Table
+from ..platform.schema_changes.tables import system_field_defs
 from . import ir
 from .resolved import Resolved, platform_config
 
@@ -45,22 +45,11 @@ def virtual_schema(res: Resolved) -> Schema:
         tdefs.append(
             _tdef(table_ids[t.key], t.key, t.label or t.key, t.display, live_t, app=res.app.app)
         )
-        for pos, (fkey, flabel, ftype) in enumerate(SYSTEM_FIELDS):
-            lf = live_t.fields.get(fkey) if live_t is not None else None
-            fdefs.append(
-                FieldDef(
-                    id=lf.id if lf else next(new_ids),
-                    table_id=table_ids[t.key],
-                    key=fkey,
-                    label=flabel,
-                    type=ftype,
-                    system=True,
-                    position=1000 + pos,
-                    config={},
-                    required=False,
-                    unique=False,
-                )
-            )
+        have = live_t.fields if live_t is not None else {}
+        fdefs += system_field_defs(
+            table_ids[t.key],
+            lambda fkey, have=have: have[fkey].id if have.get(fkey) else next(new_ids),
+        )
     # live fields that stay as they are
     for table in live.tables.values():
         if table.id in gone_tables:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -21,6 +22,29 @@ from .common import (
     check_key,
     check_label,
 )
+
+
+def system_field_defs(
+    table_id: int, field_id: Callable[[str], int | None] = lambda key: None
+) -> list[FieldDef]:
+    """The rows of a table's system fields (id, version, ...), the same whether the table
+    is created or an app's planned schema is checked; ``field_id``: the id a key gets
+    (None: the database's)."""
+    return [
+        FieldDef(
+            id=field_id(fkey),
+            table_id=table_id,
+            key=fkey,
+            label=flabel,
+            type=ftype,
+            system=True,
+            position=1000 + pos,
+            config={},
+            required=False,
+            unique=False,
+        )
+        for pos, (fkey, flabel, ftype) in enumerate(SYSTEM_FIELDS)
+    ]
 
 
 class TableChanges:
@@ -51,18 +75,7 @@ class TableChanges:
         )
         self.session.add(td)
         self.session.flush()
-        for pos, (fkey, flabel, ftype) in enumerate(SYSTEM_FIELDS):
-            self.session.add(
-                FieldDef(
-                    table_id=td.id,
-                    key=fkey,
-                    label=flabel,
-                    type=ftype,
-                    system=True,
-                    position=1000 + pos,
-                    config={},
-                )
-            )
+        self.session.add_all(system_field_defs(td.id))
         self.ops.create_table(table_name(td.id), *system_columns())
         self._changed(td.id)
         for spec in fields:
