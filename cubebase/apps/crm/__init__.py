@@ -58,9 +58,8 @@ def install_crm(
     result = install_app(platform, APP, confirm_data_loss=confirm_data_loss)
     stats = None
     if demo:
-        # the demo's bulk rows go in before the workflows are deployed (none of
-        # them starts a workflow, and the engine's per-row hook would triple the
-        # load time); the demo then deploys them and puts instances in flight
+        # the app's files (workflows included) are installed; the demo then puts
+        # workflow instances in flight
         from .demo import DEFAULT_SEED, load_demo
 
         stats = load_demo(platform, seed=DEFAULT_SEED if seed is None else seed)
