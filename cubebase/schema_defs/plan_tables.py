@@ -69,13 +69,20 @@ def plan_table_settings(b: _Builder) -> None:
 
 
 def _view_stored(b: _Builder, t: ir.TableSpec, v: ir.ViewDef) -> dict[str, Any]:
+    stored = b.res.stored[(t.key, f"view:{v.key}:filter")] if v.filter is not None else None
+    return _view_doc(v, stored)
+
+
+def _view_doc(v: ir.ViewDef, stored_filter: str | None) -> dict[str, Any]:
+    """A view as the table's config keeps it (``stored_filter``: its filter in stored
+    form), the same for the plan's comparison and for the change it applies."""
     out: dict[str, Any] = {"key": v.key}
     if v.label is not None:
         out["label"] = v.label
     if v.fields is not None:
         out["fields"] = list(v.fields)
-    if v.filter is not None:
-        out["filter"] = b.res.stored[(t.key, f"view:{v.key}:filter")]
+    if stored_filter is not None:
+        out["filter"] = stored_filter
     if v.sort is not None:
         out["sort"] = v.sort
     return out
@@ -108,18 +115,12 @@ def _set_views(ed: SchemaEditor, t: ir.TableSpec) -> None:
 
     views = []
     for v in t.views:
-        out: dict[str, Any] = {"key": v.key}
-        if v.label is not None:
-            out["label"] = v.label
-        if v.fields is not None:
-            out["fields"] = list(v.fields)
+        stored = None
         if v.filter is not None:
-            out["filter"], _ = formulas.store(
+            stored, _ = formulas.store(
                 ed.schema, t.key, v.filter, f"The filter of view `{v.key}`", ft.BOOLEAN
             )
-        if v.sort is not None:
-            out["sort"] = v.sort
-        views.append(out)
+        views.append(_view_doc(v, stored))
     config = table_settings(ed, t.key)
     if views:
         config["views"] = views
