@@ -49,3 +49,10 @@ def list_of(item: FType) -> FType:
 
 
 USER = record_of(USERS_TABLE)
+
+
+def gives_users(t: FType) -> bool:
+    """A user or a list of users: what assignees and receivers must be."""
+    return (t.kind == "record" and t.table == USERS_TABLE) or (
+        t.kind == "list" and t.item is not None and t.item.table == USERS_TABLE
+    )

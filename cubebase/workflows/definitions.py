@@ -192,11 +192,7 @@ class _Checker:
                 self.problems.add((file, line + item.line - 1, path), item.message, item.excerpt)
             return None
         if expected is None and key in ("assignees", "to"):
-            t = checked.type
-            ok = (t.kind == "record" and t.table == ft.USERS_TABLE) or (
-                t.kind == "list" and t.item is not None and t.item.table == ft.USERS_TABLE
-            )
-            if not ok:
+            if not ft.gives_users(checked.type):
                 self.problems.add(
                     (file, line, path),
                     f"must give a user or a list of users, not {checked.type_name}",
