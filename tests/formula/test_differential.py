@@ -28,11 +28,11 @@ money = st.one_of(
     st.integers(-100_000, 100_000).map(lambda c: Decimal(c).scaleb(-2)),
     st.integers(-50, 50).map(Decimal),
 )
-small_text = st.one_of(
-    st.none(), st.just(""), st.text(alphabet="abAB xé.-1", max_size=8)
-)
+small_text = st.one_of(st.none(), st.just(""), st.text(alphabet="abAB xé.-1", max_size=8))
 stages = st.one_of(st.none(), st.sampled_from(["lead", "customer", "lost", "won"]))
-days = st.one_of(st.none(), st.integers(0, 4000).map(lambda d: date(2020, 1, 1) + timedelta(days=d)))
+days = st.one_of(
+    st.none(), st.integers(0, 4000).map(lambda d: date(2020, 1, 1) + timedelta(days=d))
+)
 stamps = st.one_of(
     st.none(),
     st.integers(0, 10**8).map(lambda s: datetime(2024, 1, 1) + timedelta(seconds=s)),
@@ -43,19 +43,28 @@ tags = st.one_of(st.none(), st.lists(st.sampled_from(["North", "South", "vip"]),
 @st.composite
 def customer(draw):
     return dict(
-        name=draw(small_text), email=draw(small_text), stage=draw(stages),
+        name=draw(small_text),
+        email=draw(small_text),
+        stage=draw(stages),
         region=draw(st.one_of(st.none(), st.integers(1, 5))),
         account_manager=draw(st.one_of(st.none(), st.integers(1, 2))),
-        score=draw(money), rate=draw(money), active=draw(st.one_of(st.none(), st.booleans())),
-        since=draw(days), last_seen=draw(stamps), tags=draw(tags),
+        score=draw(money),
+        rate=draw(money),
+        active=draw(st.one_of(st.none(), st.booleans())),
+        since=draw(days),
+        last_seen=draw(stamps),
+        tags=draw(tags),
     )
 
 
 @st.composite
 def deal(draw):
     return dict(
-        customer=draw(st.integers(1, 4)), amount=draw(money), stage=draw(stages),
-        closed_on=draw(days), closed=draw(st.one_of(st.none(), st.booleans())),
+        customer=draw(st.integers(1, 4)),
+        amount=draw(money),
+        stage=draw(stages),
+        closed_on=draw(days),
+        closed=draw(st.one_of(st.none(), st.booleans())),
     )
 
 
@@ -67,7 +76,9 @@ def lit_num(draw):
 
 
 def lit_text(draw):
-    return draw(st.sampled_from(['""', '"a"', '"lead"', '"won"', '"b A"', "'it''s'", '"é"', '"1.5"']))
+    return draw(
+        st.sampled_from(['""', '"a"', '"lead"', '"won"', '"b A"', "'it''s'", '"é"', '"1.5"'])
+    )
 
 
 def pick(draw, forms):
@@ -76,34 +87,67 @@ def pick(draw, forms):
 
 @st.composite
 def num(draw, depth=0):
-    leaves = ["score", "rate", "USER().level", "COUNT(deals)", "SUM(deals.amount)",
-              "won_total", "LEN(name)", "YEAR(since)", "MONTH(since)", "DAY(since)",
-              "WEEKDAY(since)", "COUNT(deals.amount)", "id", "ID(region)",
-              "region.parent.id", "ID(account_manager)"]
+    leaves = [
+        "score",
+        "rate",
+        "USER().level",
+        "COUNT(deals)",
+        "SUM(deals.amount)",
+        "won_total",
+        "LEN(name)",
+        "YEAR(since)",
+        "MONTH(since)",
+        "DAY(since)",
+        "WEEKDAY(since)",
+        "COUNT(deals.amount)",
+        "id",
+        "ID(region)",
+        "region.parent.id",
+        "ID(account_manager)",
+    ]
     if depth >= 3 or draw(st.integers(0, 3)) == 0:
         return lit_num(draw) if draw(st.booleans()) else draw(st.sampled_from(leaves))
     d = depth + 1
     a = lambda: draw(num(d))  # noqa: E731
     k = lambda: draw(st.integers(0, 2))  # noqa: E731
-    return pick(draw, [
-        lambda: f"({a()} + {a()})", lambda: f"({a()} - {a()})", lambda: f"({a()} * {a()})",
-        lambda: f"({a()} / {a()})", lambda: f"({a()} % {a()})", lambda: f"-{a()}",
-        lambda: f"ROUND({a()}, {k()})", lambda: f"ROUNDUP({a()}, {k()})",
-        lambda: f"ROUNDDOWN({a()}, {k()})", lambda: f"CEILING({a()})", lambda: f"FLOOR({a()})",
-        lambda: f"CEILING({a()}, {a()})", lambda: f"ABS({a()})", lambda: f"MIN({a()}, {a()})",
-        lambda: f"MAX({a()}, {a()}, 1)", lambda: f"MOD({a()}, {a()})",
-        lambda: f"POWER({a()}, {k()})", lambda: f"SQRT(ABS({a()}))",
-        lambda: f"IF({draw(cond(d))}, {a()}, {a()})", lambda: f"COALESCE({a()}, {a()})",
-        lambda: f"VALUE({draw(text(d))})", lambda: f"FIND({draw(text(d))}, {draw(text(d))})",
-        lambda: f'DATEDIFF({draw(day(d))}, {draw(day(d))}, '
-        f'"{draw(st.sampled_from(["days", "months", "years"]))}")',
-        lambda: f"SUMIF(deals.amount, {draw(deal_cond())})",
-        lambda: f"COUNTIF(deals, {draw(deal_cond())})",
-        lambda: "AVG(deals.amount)", lambda: "MAX(deals.amount)",
-        lambda: f"ROUND(AVGIF(deals.amount, {draw(deal_cond())}), 2)",
-        lambda: f'SWITCH(stage, "lead", {a()}, "won", {a()}, 0)',
-        lambda: f"IFS({draw(cond(d))}, {a()}, TRUE, {a()})",
-    ])
+    return pick(
+        draw,
+        [
+            lambda: f"({a()} + {a()})",
+            lambda: f"({a()} - {a()})",
+            lambda: f"({a()} * {a()})",
+            lambda: f"({a()} / {a()})",
+            lambda: f"({a()} % {a()})",
+            lambda: f"-{a()}",
+            lambda: f"ROUND({a()}, {k()})",
+            lambda: f"ROUNDUP({a()}, {k()})",
+            lambda: f"ROUNDDOWN({a()}, {k()})",
+            lambda: f"CEILING({a()})",
+            lambda: f"FLOOR({a()})",
+            lambda: f"CEILING({a()}, {a()})",
+            lambda: f"ABS({a()})",
+            lambda: f"MIN({a()}, {a()})",
+            lambda: f"MAX({a()}, {a()}, 1)",
+            lambda: f"MOD({a()}, {a()})",
+            lambda: f"POWER({a()}, {k()})",
+            lambda: f"SQRT(ABS({a()}))",
+            lambda: f"IF({draw(cond(d))}, {a()}, {a()})",
+            lambda: f"COALESCE({a()}, {a()})",
+            lambda: f"VALUE({draw(text(d))})",
+            lambda: f"FIND({draw(text(d))}, {draw(text(d))})",
+            lambda: (
+                f"DATEDIFF({draw(day(d))}, {draw(day(d))}, "
+                f'"{draw(st.sampled_from(["days", "months", "years"]))}")'
+            ),
+            lambda: f"SUMIF(deals.amount, {draw(deal_cond())})",
+            lambda: f"COUNTIF(deals, {draw(deal_cond())})",
+            lambda: "AVG(deals.amount)",
+            lambda: "MAX(deals.amount)",
+            lambda: f"ROUND(AVGIF(deals.amount, {draw(deal_cond())}), 2)",
+            lambda: f'SWITCH(stage, "lead", {a()}, "won", {a()}, 0)',
+            lambda: f"IFS({draw(cond(d))}, {a()}, TRUE, {a()})",
+        ],
+    )
 
 
 @st.composite
@@ -114,54 +158,100 @@ def text(draw, depth=0):
     d = depth + 1
     a = lambda: draw(text(d))  # noqa: E731
     k = lambda: draw(st.integers(-1, 4))  # noqa: E731
-    return pick(draw, [
-        lambda: f"({a()} & {a()})",
-        lambda: f"CONCAT({a()}, {draw(num(d))}, {draw(cond(d))})",
-        lambda: f"LEFT({a()}, {k()})", lambda: f"RIGHT({a()}, {k()})",
-        lambda: f"MID({a()}, {k()}, 2)", lambda: f"LOWER({a()})", lambda: f"UPPER({a()})",
-        lambda: f"TRIM({a()})", lambda: f'SUBSTITUTE({a()}, {a()}, "x")',
-        lambda: f"TEXT({draw(num(d))})", lambda: f"TEXT({draw(day(d))})",
-        lambda: "TEXT(last_seen)", lambda: f"IF({draw(cond(d))}, {a()}, {a()})",
-        lambda: f"COALESCE({a()}, {a()})", lambda: f"({a()} & {draw(num(d))})",
-    ])
+    return pick(
+        draw,
+        [
+            lambda: f"({a()} & {a()})",
+            lambda: f"CONCAT({a()}, {draw(num(d))}, {draw(cond(d))})",
+            lambda: f"LEFT({a()}, {k()})",
+            lambda: f"RIGHT({a()}, {k()})",
+            lambda: f"MID({a()}, {k()}, 2)",
+            lambda: f"LOWER({a()})",
+            lambda: f"UPPER({a()})",
+            lambda: f"TRIM({a()})",
+            lambda: f'SUBSTITUTE({a()}, {a()}, "x")',
+            lambda: f"TEXT({draw(num(d))})",
+            lambda: f"TEXT({draw(day(d))})",
+            lambda: "TEXT(last_seen)",
+            lambda: f"IF({draw(cond(d))}, {a()}, {a()})",
+            lambda: f"COALESCE({a()}, {a()})",
+            lambda: f"({a()} & {draw(num(d))})",
+        ],
+    )
 
 
 @st.composite
 def day(draw, depth=0):
-    leaves = ["since", "TODAY()", "DATE(2026, 2, 28)", "MAX(deals.closed_on)",
-              "MINIF(deals.closed_on, deals.closed)"]
+    leaves = [
+        "since",
+        "TODAY()",
+        "DATE(2026, 2, 28)",
+        "MAX(deals.closed_on)",
+        "MINIF(deals.closed_on, deals.closed)",
+    ]
     if depth >= 3 or draw(st.integers(0, 2)) == 0:
         return draw(st.sampled_from(leaves))
     d = depth + 1
     a = lambda: draw(day(d))  # noqa: E731
     k = lambda: draw(st.integers(-40, 40))  # noqa: E731
     unit = lambda: draw(st.sampled_from(["days", "weeks", "months", "years"]))  # noqa: E731
-    return pick(draw, [
-        lambda: f'DATEADD({a()}, {k()}, "{unit()}")',
-        lambda: f"EOMONTH({a()}, {draw(st.integers(-3, 3))})",
-        lambda: f"IF({draw(cond(d))}, {a()}, {a()})",
-        lambda: (lambda x: f"DATE(YEAR({x}), MONTH({x}) + {k()}, {draw(st.integers(-3, 40))})")(a()),
-        lambda: f"MIN({a()}, {a()})", lambda: f"COALESCE({a()}, TODAY())",
-    ])
+    return pick(
+        draw,
+        [
+            lambda: f'DATEADD({a()}, {k()}, "{unit()}")',
+            lambda: f"EOMONTH({a()}, {draw(st.integers(-3, 3))})",
+            lambda: f"IF({draw(cond(d))}, {a()}, {a()})",
+            lambda: (lambda x: f"DATE(YEAR({x}), MONTH({x}) + {k()}, {draw(st.integers(-3, 40))})")(
+                a()
+            ),
+            lambda: f"MIN({a()}, {a()})",
+            lambda: f"COALESCE({a()}, TODAY())",
+        ],
+    )
 
 
 @st.composite
 def deal_cond(draw):
-    return draw(st.sampled_from([
-        'deals.stage = "won"', "deals.closed", "NOT deals.closed", "deals.amount > 100",
-        "deals.closed_on >= DATE(2024, 1, 1)", "ISBLANK(deals.amount)",
-        'deals.stage IN ("won", "lost") AND deals.amount < score * 10',
-        "deals.amount > AVG(deals.amount)", "deals.id > id", "deals.customer = id",
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                'deals.stage = "won"',
+                "deals.closed",
+                "NOT deals.closed",
+                "deals.amount > 100",
+                "deals.closed_on >= DATE(2024, 1, 1)",
+                "ISBLANK(deals.amount)",
+                'deals.stage IN ("won", "lost") AND deals.amount < score * 10',
+                "deals.amount > AVG(deals.amount)",
+                "deals.id > id",
+                "deals.customer = id",
+            ]
+        )
+    )
 
 
 @st.composite
 def cond(draw, depth=0):
-    leaves = ["active", "TRUE", "FALSE", "big", "account_manager = USER()",
-              "ISUNDER(region, USER().region)", '"North" IN tags', '"North" IN USER().regions',
-              "USER() IN team", 'HAS_ROLE("Sales")', "ISBLANK(tags)", "ISBLANK(region)",
-              "account_manager = 2", "account_manager != 1", "region IN (4, 5)", "2 IN team",
-              "id = 2", "region.id = 3"]
+    leaves = [
+        "active",
+        "TRUE",
+        "FALSE",
+        "big",
+        "account_manager = USER()",
+        "ISUNDER(region, USER().region)",
+        '"North" IN tags',
+        '"North" IN USER().regions',
+        "USER() IN team",
+        'HAS_ROLE("Sales")',
+        "ISBLANK(tags)",
+        "ISBLANK(region)",
+        "account_manager = 2",
+        "account_manager != 1",
+        "region IN (4, 5)",
+        "2 IN team",
+        "id = 2",
+        "region.id = 3",
+    ]
     if depth >= 3 or draw(st.integers(0, 3)) == 0:
         return draw(st.sampled_from(leaves))
     d = depth + 1
@@ -169,21 +259,33 @@ def cond(draw, depth=0):
     c = lambda: draw(cond(d))  # noqa: E731
     n = lambda: draw(num(d))  # noqa: E731
     t = lambda: draw(text(d))  # noqa: E731
-    return pick(draw, [
-        lambda: f"({n()} {op()} {n()})", lambda: f"({t()} {op()} {t()})",
-        lambda: f"({draw(day(d))} {op()} {draw(day(d))})",
-        lambda: f"({c()} AND {c()})", lambda: f"({c()} OR {c()})", lambda: f"NOT {c()}",
-        lambda: f"NOT(({c()}) = ({c()}))", lambda: f"AND({c()}, {c()}, TRUE)",
-        lambda: f"OR({c()}, {c()})", lambda: f"IF({c()}, {c()}, FALSE)",
-        lambda: f"ISBLANK({n()})", lambda: f"ISBLANK({t()})",
-        lambda: f"CONTAINS({t()}, {t()})", lambda: f"STARTSWITH({t()}, {t()})",
-        lambda: f'(stage IN ("lead", "won", {t()}))', lambda: f"({n()} IN (1, 2.5, {n()}))",
-        lambda: f"({n()} = BLANK())", lambda: f"({draw(day(d))} != BLANK())",
-        lambda: f"(COUNTIF(deals, {draw(deal_cond())}) > 0)",
-        # a record compared with a number compares its id (a literal must be whole)
-        lambda: f"(account_manager = ROUND({n()}))",
-        lambda: f"(region IN (ROUND({n()}), 5, USER().region))",
-    ])
+    return pick(
+        draw,
+        [
+            lambda: f"({n()} {op()} {n()})",
+            lambda: f"({t()} {op()} {t()})",
+            lambda: f"({draw(day(d))} {op()} {draw(day(d))})",
+            lambda: f"({c()} AND {c()})",
+            lambda: f"({c()} OR {c()})",
+            lambda: f"NOT {c()}",
+            lambda: f"NOT(({c()}) = ({c()}))",
+            lambda: f"AND({c()}, {c()}, TRUE)",
+            lambda: f"OR({c()}, {c()})",
+            lambda: f"IF({c()}, {c()}, FALSE)",
+            lambda: f"ISBLANK({n()})",
+            lambda: f"ISBLANK({t()})",
+            lambda: f"CONTAINS({t()}, {t()})",
+            lambda: f"STARTSWITH({t()}, {t()})",
+            lambda: f'(stage IN ("lead", "won", {t()}))',
+            lambda: f"({n()} IN (1, 2.5, {n()}))",
+            lambda: f"({n()} = BLANK())",
+            lambda: f"({draw(day(d))} != BLANK())",
+            lambda: f"(COUNTIF(deals, {draw(deal_cond())}) > 0)",
+            # a record compared with a number compares its id (a literal must be whole)
+            lambda: f"(account_manager = ROUND({n()}))",
+            lambda: f"(region IN (ROUND({n()}), 5, USER().region))",
+        ],
+    )
 
 
 formula = st.one_of(num(), text(), day(), cond(), cond())

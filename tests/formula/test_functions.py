@@ -110,7 +110,11 @@ CASES: list[tuple[str, str, object]] = [
     ("FLOOR", "FLOOR(score, 5)", (D(10), D(-5), N)),
     ("ABS", "ABS(score)", (D("12.5"), D(3), N)),
     ("MIN", "MIN(score, rate)", (D("0.05"), D(-3), D(0))),
-    ("MIN", "MIN(since, DATE(2025, 1, 1))", (date(2024, 1, 31), date(2025, 1, 1), date(2025, 1, 1))),
+    (
+        "MIN",
+        "MIN(since, DATE(2025, 1, 1))",
+        (date(2024, 1, 31), date(2025, 1, 1), date(2025, 1, 1)),
+    ),
     ("MAX", "MAX(score, rate, 1)", (D("12.5"), D(1), D(1))),
     ("MOD", "MOD(score, 4)", (D("0.5"), D(1), N)),
     ("MOD", "MOD(-7, 3)", D(2)),
@@ -125,8 +129,11 @@ CASES: list[tuple[str, str, object]] = [
     ("SQRT", "SQRT(16)", D(4)),
     ("SQRT", "SQRT(score)", (D("3.535533905932737622004221811"), N, N)),
     # ------------------------------------------------------------ text
-    ("CONCAT", 'CONCAT(name, "-", score, "-", active, "-", since)',
-     ("Acme Ltd-12.5-TRUE-2024-01-31", "Beta--3-FALSE-2025-12-15", "--FALSE-")),
+    (
+        "CONCAT",
+        'CONCAT(name, "-", score, "-", active, "-", since)',
+        ("Acme Ltd-12.5-TRUE-2024-01-31", "Beta--3-FALSE-2025-12-15", "--FALSE-"),
+    ),
     ("LEN", "LEN(name)", (D(8), D(4), N)),
     ("LEN", 'LEN("")', D(0)),
     ("LOWER", "LOWER(name)", ("acme ltd", "beta", N)),
@@ -253,8 +260,11 @@ CASES: list[tuple[str, str, object]] = [
     ("COUNTIF", "COUNTIF(deals, deals.closed = FALSE)", (D(2), D(1), D(0))),
     ("COUNTIF", "COUNTIF(deals, deals.amount > AVG(deals.amount))", (D(1), D(0), D(0))),
     ("SUMIF", 'SUMIF(deals.amount, deals.stage = "won")', (D("1250.50"), D(0), D(0))),
-    ("SUMIF", 'SUMIF(deals.amount, deals.stage = "won" AND MONTH(deals.closed_on) = MONTH(TODAY()))',
-     (D("1000.50"), D(0), D(0))),
+    (
+        "SUMIF",
+        'SUMIF(deals.amount, deals.stage = "won" AND MONTH(deals.closed_on) = MONTH(TODAY()))',
+        (D("1000.50"), D(0), D(0)),
+    ),
     ("AVGIF", 'AVGIF(deals.amount, deals.stage = "won")', (D("625.25"), N, N)),
     ("MINIF", "MINIF(deals.closed_on, deals.closed)", (date(2026, 3, 2), date(2026, 3, 20), N)),
     ("MAXIF", "MAXIF(deals.amount, deals.amount < score * 100)", (D("1000.50"), N, N)),
@@ -291,7 +301,9 @@ def _run(w, engine, cases, table):
             if not same(got_py, exp) or type(got_py) is not type(exp):
                 problems.append(f"interpreter {formula!r} row {rid}: {got_py!r} != {exp!r}")
             if not same(got_sql, exp):
-                problems.append(f"{engine.dialect.name} {formula!r} row {rid}: {got_sql!r} != {exp!r}")
+                problems.append(
+                    f"{engine.dialect.name} {formula!r} row {rid}: {got_sql!r} != {exp!r}"
+                )
     return problems
 
 
@@ -326,9 +338,16 @@ def test_conditions_select_the_same_rows(db, group):
 
 
 BLANK_ARGUMENT_CASES = [
-    "ROUND(score, rate)", "LEFT(name, rate)", "MID(name, rate, 2)", "MID(name, 1, rate)",
-    "RIGHT(name, rate)", "POWER(2, rate)", "DATEADD(since, rate, \"days\")", "EOMONTH(since, rate)",
-    "DATE(2026, rate, 1)", "CEILING(score, rate)",
+    "ROUND(score, rate)",
+    "LEFT(name, rate)",
+    "MID(name, rate, 2)",
+    "MID(name, 1, rate)",
+    "RIGHT(name, rate)",
+    "POWER(2, rate)",
+    'DATEADD(since, rate, "days")',
+    "EOMONTH(since, rate)",
+    "DATE(2026, rate, 1)",
+    "CEILING(score, rate)",
 ]
 
 

@@ -29,7 +29,9 @@ def test_unsaved_record_and_missing_resolver(world):
 
 
 def test_user_fields_come_from_the_context_user(world):
-    ctx = EvalContext(user={"id": 9, "name": "Zoe", "regions": ["North"]}, user_roles=frozenset({"A"}))
+    ctx = EvalContext(
+        user={"id": 9, "name": "Zoe", "regions": ["North"]}, user_roles=frozenset({"A"})
+    )
     assert evaluate(check("USER().name", world, "customers"), {}, ctx) == "Zoe"
     assert evaluate(check('"North" IN USER().regions', world, "customers"), {}, ctx) is True
     assert evaluate(check('HAS_ROLE("A")', world, "customers"), {}, ctx) is True

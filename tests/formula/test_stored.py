@@ -69,13 +69,21 @@ def test_dependencies(world):
     deps = dependencies(check(formula, world, "customers"))
     got = {(t, world.tables[t].by_id(i).key) for t, i in deps}
     assert got == {
-        ("customers", "deals"), ("deals", "customer"), ("deals", "amount"), ("deals", "stage"),
-        ("customers", "region"), ("regions", "name"),
+        ("customers", "deals"),
+        ("deals", "customer"),
+        ("deals", "amount"),
+        ("deals", "stage"),
+        ("customers", "region"),
+        ("regions", "name"),
     }
-    deps = dependencies(check("ISUNDER(region, USER().region) AND won_total > 0", world, "customers"))
+    deps = dependencies(
+        check("ISUNDER(region, USER().region) AND won_total > 0", world, "customers")
+    )
     got = {(t, world.tables[t].by_id(i).key) for t, i in deps}
     assert got == {
-        ("customers", "region"), ("users", "region"), ("regions", "parent"),
+        ("customers", "region"),
+        ("users", "region"),
+        ("regions", "parent"),
         ("customers", "won_total"),
     }
 
@@ -100,5 +108,6 @@ def test_self_reference_is_a_cycle_at_check_time(world):
     with pytest.raises(FormulaError, match="cycle"):
         check("won_total + 1", world, "customers", field_key="won_total")
     assert find_cycle(world, "customers", "won_total", "won_total + 1") == [
-        ("customers", "won_total"), ("customers", "won_total")
+        ("customers", "won_total"),
+        ("customers", "won_total"),
     ]
