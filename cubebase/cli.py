@@ -50,12 +50,13 @@ def _first_line(exc: BaseException | None) -> str:
     return text.splitlines()[0] if text else "unknown error"
 
 
-def make_platform(db: str | None = None):
+def make_platform(db: str | None = None, *, config: Config | None = None):
+    """A platform for a command: workflows and automations take part in its writes."""
     from .platform.core import Platform
     from .workflows.automations import install as install_automations
     from .workflows.engine import install
 
-    config = Config.from_env(database_url=db)
+    config = config or Config.from_env(database_url=db)
     if config.database_url.startswith("sqlite:///"):
         config.data_dir.mkdir(parents=True, exist_ok=True)
     platform = Platform(config)
@@ -391,7 +392,6 @@ def demo(host: str, port: int) -> None:
     from .apps.crm import install_crm
     from .apps.crm.demo import DEMO_PASSWORD, DOMAIN
     from .platform.bootstrap import init_platform
-    from .platform.core import Platform
     from .web import create_app
     from .workflows.jobs import start_in_process
 
@@ -402,7 +402,7 @@ def demo(host: str, port: int) -> None:
         data_dir=data_dir,
     )
     config.redis_url = None  # in-process jobs
-    platform = Platform(config)
+    platform = make_platform(config=config)
     click.echo(f"Database: {data_dir / 'cubebase.sqlite'} (SQLite)")
     result = init_platform(platform)
     login_file = data_dir / DEMO_LOGIN_FILE

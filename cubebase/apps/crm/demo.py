@@ -507,9 +507,9 @@ class _Gen:
         ):
             with p.session(write=True) as session, session.begin():
                 step(session)
-        from . import deploy_workflows
+        from ...workflows.engine import install as install_workflows
 
-        deploy_workflows(p)
+        install_workflows(p)  # the instances in flight are started by the engine
         self.workflows()
         self.stats.seconds = time.perf_counter() - started
         return self.stats

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cubebase.apps.crm import deploy_workflows, install_crm
+from cubebase.apps.crm import install_crm
 from cubebase.platform.actor import Actor
 from cubebase.platform.config import Config
 from cubebase.platform.core import Platform
@@ -133,7 +133,7 @@ def platform(engine, tmp_path, _templates):
 def app(platform):
     platform.config.api_usage_flush_seconds = 0
     platform.config.api_rate_limit = 0
-    deploy_workflows(platform)  # installs the engine on this platform object
+    install(platform)  # the workflow engine on this platform object
     return create_app(platform.config, platform)
 
 
