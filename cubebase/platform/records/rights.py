@@ -27,13 +27,17 @@ class Rights:
     ``update``/``delete``: on this record, as it is now (False without a record).
     ``locked``: the table's lock rule holds on the record (nobody may change it).
     ``writable``: keys of the fields the actor may set (on the new record, or on
-    this one when ``update``)."""
+    this one when ``update``).
+    ``update_some``: on the table (``record`` None), a role of the actor has an update
+    rule that is not FALSE, so some records may be changed (a bulk change offers
+    itself; each record is still decided on save)."""
 
     create: bool
     update: bool = False
     delete: bool = False
     locked: bool = False
     writable: frozenset[str] = field(default_factory=frozenset)
+    update_some: bool = False
 
 
 class RightsReading:
@@ -48,8 +52,15 @@ class RightsReading:
             for r in access.rules(table)
         )
         if record_id is None:
+            update_some = access.unlimited or any(
+                r.get("update")
+                and access._const(table, r["update"], f"The update rule of `{table.key}`") != _FALSE
+                for r in access.rules(table)
+            )
             return Rights(
-                create=create, writable=self._create_writable(table) if create else frozenset()
+                create=create,
+                writable=self._create_writable(table) if create else frozenset(),
+                update_some=update_some,
             )
         self._fetch(table, record_id_of(record_id, table))  # readable, else NotFound
         current = self._fetch(table, record_id_of(record_id, table), whole=True)

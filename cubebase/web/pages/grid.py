@@ -15,6 +15,7 @@ from ...platform.formulas import InvalidFormula
 from ...platform.listing import Condition
 from ...platform.records import MAX_PAGE, Page
 from . import bp
+from .bulk_change import changeable_fields
 from .common import LinkLabels, column_fields, display_value, select_fields, service, visible_table
 from .saved_views import SaveViewForm, saved_views
 from .views import ViewState, parse_view
@@ -107,6 +108,7 @@ def grid(table: str):
         display=display_value,
         saved=saved_views(t),
         save_form=SaveViewForm(formdata=None, state=view.query()),
+        change_fields=changeable_fields(svc, t),
     )
 
 
