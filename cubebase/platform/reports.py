@@ -28,7 +28,7 @@ from ..formula import types as ft
 from . import formulas
 from .errors import BadRequest, NotFound
 from .models import Dashboard, Report
-from .records import MAX_PAGE, FormulaFilter, RecordsService
+from .records import FormulaFilter, RecordsService
 from .records.aggregating import DATES, GRAINS, GROUPABLE, MAX_GROUP_FIELDS, MAX_GROUPS, NUMERIC
 from .report_text import (  # noqa: F401  (safe_cell, number_text: for callers)
     LinkNames,
@@ -570,25 +570,13 @@ def _run_list(service, report: ReportDef, where, limit) -> ReportResult:
     for f in report.columns:
         if f.key in hidden:
             raise BadRequest(f"Cannot show `{f.key}`: the field is hidden from you")
-    records = []
-    cursor = None
-    more = False
-    while True:
-        page = service.list(
-            report.table.key,
-            where=where,
-            sort=report.sort or None,
-            limit=min(MAX_PAGE, n - len(records)),
-            cursor=cursor,
-            fields=keys,
+    records = list(
+        service.iter_records(
+            report.table.key, where=where, sort=report.sort or None, fields=keys, limit=n + 1
         )
-        records += page.records
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-        if len(records) >= n:
-            more = True
-            break
+    )
+    more = len(records) > n
+    del records[n:]
     names = LinkNames(service)
     for f in report.columns:
         if f.link_kind in ("one", "many") and f.target_key:

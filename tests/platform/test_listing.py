@@ -145,6 +145,17 @@ def test_paging_visits_every_record_once_in_order(items, sort):
     assert [r.id for r in page.records] == expected and page.next_cursor is None
 
 
+def test_iter_records_reads_every_match_page_by_page_up_to_a_limit(items):
+    rows = _make(items, [_numbers(i) for i in range(23)])
+    expected = _expected(rows, [("rank", False), ("label", True)])
+    got = [r.id for r in items.iter_records("items", sort="rank,-label", page_size=4)]
+    assert got == expected
+    assert [r.id for r in items.iter_records("items", sort="rank,-label", limit=9)] == expected[:9]
+    assert list(items.iter_records("items", limit=0)) == []
+    flagged = [r.id for r in items.iter_records("items", where=Condition("flag", "eq", True))]
+    assert flagged == sorted(rid for rid, r in rows.items() if r["flag"] is True)
+
+
 @pytest.mark.parametrize(
     ("sort", "where", "keep"),
     [

@@ -4,7 +4,7 @@ actor may read."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -118,6 +118,33 @@ class Reading:
         if read is not None:
             base.append(read)
         return base
+
+    def iter_records(
+        self,
+        table_key: str,
+        *,
+        where: Where | Sequence[Where] | None = None,
+        sort: str | list[str] | None = None,
+        fields: Sequence[str] | None = None,
+        limit: int | None = None,
+        page_size: int = MAX_PAGE,
+    ) -> Iterator[Record]:
+        """The records ``list`` gives, in ``sort`` order, read a page at a time: for
+        callers that need every match (sweeps, list reports, bulk changes), at most
+        ``limit`` of them."""
+        cursor = None
+        left = limit
+        while left is None or left > 0:
+            size = page_size if left is None else min(page_size, left)
+            page = self.list(
+                table_key, where=where, sort=sort, limit=size, cursor=cursor, fields=fields
+            )
+            yield from page.records
+            if left is not None:
+                left -= len(page.records)
+            cursor = page.next_cursor
+            if cursor is None:
+                return
 
     def list(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 from flask import flash, g, redirect, render_template, request, url_for
 
 from ...platform.errors import CubebaseError, Forbidden, ValidationError
-from ...platform.records import MAX_PAGE, Record, RecordsService
+from ...platform.records import Record, RecordsService
 from ...platform.schema import Field, Table
 from . import bp
 from .common import (
@@ -47,23 +47,10 @@ def changeable_fields(svc: RecordsService, t: Table) -> list[Field]:
 
 def matching(svc: RecordsService, view: ViewState, fields: list[str]) -> list[Record]:
     """Every record of the view (up to BULK_CAP + 1: more means too many)."""
-    out: list[Record] = []
-    cursor = None
-    where = view.where(svc)
-    while len(out) <= BULK_CAP:
-        page = svc.list(
-            view.table.key,
-            where=where,
-            sort="id",
-            limit=min(MAX_PAGE, BULK_CAP + 1 - len(out)),
-            cursor=cursor,
-            fields=fields,
-        )
-        out += page.records
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return out
+    records = svc.iter_records(
+        view.table.key, where=view.where(svc), sort="id", fields=fields, limit=BULK_CAP + 1
+    )
+    return list(records)
 
 
 def _how_many(t: Table, n: int) -> str:

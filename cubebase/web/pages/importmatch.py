@@ -72,21 +72,12 @@ def link_names(svc: RecordsService, target: Table, wanted: Iterable[str]) -> Lin
                 continue  # not an e-mail address, say: it names no record by this field
         for start in range(0, len(values), MAX_PAGE):
             chunk = values[start : start + MAX_PAGE]
-            for rec in _all(svc, target.key, Condition(f.key, "in", chunk), [f.key]):
+            where = Condition(f.key, "in", chunk)
+            for rec in svc.iter_records(target.key, where=where, fields=[f.key]):
                 value = rec.values.get(f.key)
                 if value is not None:
                     out.add(str(value), rec.id)
     return out
-
-
-def _all(svc: RecordsService, table_key: str, where: Any, fields: list[str]):
-    cursor = None
-    while True:
-        page = svc.list(table_key, where=where, limit=MAX_PAGE, cursor=cursor, fields=fields)
-        yield from page.records
-        cursor = page.next_cursor
-        if cursor is None:
-            return
 
 
 # --- duplicates on chosen fields -----------------------------------------------------------
@@ -168,7 +159,7 @@ def _existing(
     out: dict[tuple, tuple[int, str]] = {}
     for start in range(0, len(wanted), MAX_PAGE):
         where = Condition(anchor.key, "in", wanted[start : start + MAX_PAGE])
-        for rec in _all(svc, table.key, where, read):
+        for rec in svc.iter_records(table.key, where=where, fields=read):
             key = tuple(_norm(f, rec.values.get(f.key)) for f in fields)
             if all(k is not None for k in key):
                 name = rec.values.get(shown) if shown else None

@@ -336,16 +336,10 @@ class AutomationEngine:
     @staticmethod
     def _matching(system, table, when: str | None) -> list[int]:
         where = [FormulaFilter(when)] if when else None
-        ids: list[int] = []
-        cursor = None
-        while True:
-            page = system.list(
-                table.key, where=where, sort="id", limit=SWEEP_PAGE, cursor=cursor, fields=[]
-            )
-            ids += [r.id for r in page.records]
-            cursor = page.next_cursor
-            if not cursor:
-                return ids
+        records = system.iter_records(
+            table.key, where=where, sort="id", fields=[], page_size=SWEEP_PAGE
+        )
+        return [r.id for r in records]
 
     def _run_one(self, a: Loaded, rid: int, slot: str, result: RunResult, at: datetime) -> None:
         with self.platform.session(write=True) as s, s.begin():
