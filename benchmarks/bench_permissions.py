@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import os
 import pstats
 import random
 import sys
@@ -57,7 +56,7 @@ from cubebase.platform.actor import Actor
 from cubebase.platform.users import add_role, create_user, load_actor
 
 from . import generate
-from .bench_records import Env, write_results
+from .bench_records import Env, _load, write_results
 from .bench_records import bench_env as records_bench_env
 
 HERE = Path(__file__).resolve().parent
@@ -346,13 +345,6 @@ def _stats(xs: list[float]) -> dict[str, float]:
         "p50_ms": round(_pct(xs, 50) * 1000, 3),
         "p95_ms": round(_pct(xs, 95) * 1000, 3),
     }
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def bench_role(

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import random
 import statistics
 import sys
@@ -55,7 +54,7 @@ from cubebase.workflows.engine import install
 from cubebase.workflows.inbox import FILTERS, inbox
 from cubebase.workflows.models import Instance, Task, Workflow, WorkflowVersion
 
-from .bench_records import Env, _pct, bench_env, write_results
+from .bench_records import Env, _load, _pct, bench_env, write_results
 
 WORKFLOW = """
 workflows:
@@ -77,13 +76,6 @@ DEADLINE = timedelta(days=3)
 REMINDER = timedelta(days=1)
 SPREAD = timedelta(days=10)  # instances started over the last ten days
 CHUNK = 10_000
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def _stats(xs: list[float]) -> dict[str, float]:
