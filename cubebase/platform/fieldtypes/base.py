@@ -120,8 +120,10 @@ def get_type(name: str) -> FieldType:
 
 
 def _decimal_text(d: Decimal) -> str:
-    text = format(d, "f")
-    return text
+    """A decimal in plain notation (never ``1E+3``); ``str`` is twice as fast as
+    ``format(d, "f")`` and gives the same text whenever it has no exponent."""
+    text = str(d)
+    return format(d, "f") if "E" in text else text
 
 
 def _describe(value: Any) -> str:

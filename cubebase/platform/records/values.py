@@ -41,30 +41,40 @@ class Record:
 
     def to_json(self, table: Table, fields: Iterable[str] | None = None) -> dict[str, Any]:
         values = self.values
-        writers = json_writers(table)
-        out = {}
-        for k in values if fields is None else fields:
-            if k in values:
-                write = writers[k]
-                out[k] = values[k] if write is None else write(values[k])
+        writers, converted = json_writers(table)
+        if fields is None:
+            out = values.copy()
+            for k, write in converted:
+                if k in out:
+                    out[k] = write(out[k])
+        else:
+            out = {}
+            for k in fields:
+                if k in values:
+                    write = writers[k]
+                    out[k] = values[k] if write is None else write(values[k])
         doc = {"id": self.id, "version": self.version, "fields": out}
         if self.deleted_at is not None:
             doc["deleted_at"] = self.deleted_at.isoformat().replace("+00:00", "Z")
         return doc
 
 
-_WRITERS: WeakKeyDictionary[Table, dict[str, Callable[[Any], Any] | None]] = WeakKeyDictionary()
+Writer = Callable[[Any], Any]
+_WRITERS: WeakKeyDictionary[Table, tuple[dict[str, Writer | None], list[tuple[str, Writer]]]] = (
+    WeakKeyDictionary()
+)
 
 
-def json_writers(table: Table) -> dict[str, Callable[[Any], Any] | None]:
+def json_writers(table: Table) -> tuple[dict[str, Writer | None], list[tuple[str, Writer]]]:
     """Each field's ``to_json`` as a function of the value (None: the value is its own
-    JSON), worked out once per table of a schema snapshot rather than looked up for
-    each of a page's values."""
-    writers = _WRITERS.get(table)
-    if writers is None:
+    JSON), and the fields that have one, worked out once per table of a schema
+    snapshot rather than looked up for each of a page's values."""
+    found = _WRITERS.get(table)
+    if found is None:
         writers = {k: f.ftype.writer(f) for k, f in table.fields.items()}
-        _WRITERS[table] = writers
-    return writers
+        found = writers, [(k, w) for k, w in writers.items() if w is not None]
+        _WRITERS[table] = found
+    return found
 
 
 @dataclass

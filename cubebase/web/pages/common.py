@@ -3,15 +3,19 @@ the user may see, and values shown as text."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, g
+from markupsafe import Markup, escape
 
 from ...platform.errors import Forbidden, NotFound
+from ...platform.fieldtypes import FieldType
 from ...platform.listing import Condition
 from ...platform.records import MAX_PAGE, Record, RecordsService
 from ...platform.schema import Field, Table
@@ -19,6 +23,8 @@ from ...platform.schema_changes import RULE_KEYS
 
 SYSTEM_TYPES = frozenset({"created_at", "created_by", "updated_at", "updated_by"})
 LINKISH = frozenset({"one", "many"})
+_HTML_SPECIAL = re.compile(r"[&<>\"']")
+NUMERIC_TYPES = frozenset({"number", "currency", "integer", "autonumber"})
 
 
 def service() -> RecordsService:
@@ -145,19 +151,71 @@ class LinkLabels:
 
 def display_value(f: Field, value: Any, links: LinkLabels | None = None) -> str:
     """A value as text for a page or an export (never HTML: the template escapes it)."""
-    if value is None or value == [] or value == "":
-        return ""
+    return column_display(f, links)(value)
+
+
+def column_display(f: Field, links: LinkLabels | None = None) -> Callable[[Any], str]:
+    """``display_value`` for one column, as a function of the value: what kind of
+    field it is gets decided once, not for each of the 50 values of a grid column."""
     if f.link_kind in LINKISH:
-        ids = value if isinstance(value, list) else [value]
-        names = []
-        for i in ids:
-            name = links.name(f.target_key, i) if links else None
-            names.append(name if name is not None else f"#{i}")
-        return ", ".join(names)
-    if f.type == "boolean":
-        return "Yes" if value else "No"
-    if f.type == "currency" and isinstance(value, Decimal):
+        return partial(_link_names, f, links)
+    result = f.config.get("result_type") if f.type == "formula" else None
+    if f.type == "boolean" or result == "boolean":
+        return _yes_no
+    if f.type == "currency":
+        return partial(_currency, f)
+    if result == "number":
+        return partial(_formula_number, f)
+    return partial(_scalar, f, type(f.ftype).display is FieldType.display)
+
+
+def numeric_column(f: Field) -> bool:
+    """Whether a column holds numbers (shown right-aligned)."""
+    if f.type == "formula":
+        return f.config.get("result_type") == "number"
+    return f.type in NUMERIC_TYPES and f.link_kind is None
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == [] or value == ""
+
+
+def _link_names(f: Field, links: LinkLabels | None, value: Any) -> str:
+    if _blank(value):
+        return ""
+    names = []
+    for i in value if isinstance(value, list) else [value]:
+        name = links.name(f.target_key, i) if links else None
+        names.append(name if name is not None else f"#{i}")
+    return ", ".join(names)
+
+
+def _yes_no(value: Any) -> str:
+    return "" if _blank(value) else ("Yes" if value else "No")
+
+
+def _currency(f: Field, value: Any) -> str:
+    if type(value) is Decimal:
         return f"{value:,.2f}"
+    return _scalar(f, False, value)
+
+
+def _formula_number(f: Field, value: Any) -> str:
+    """A computed number without the trailing zeros of SQL division (``amount / 1000``
+    gives 1.5463100000000000 on PostgreSQL): 1.54631."""
+    if type(value) is Decimal:
+        text = str(value)
+        if "E" in text:
+            return format(value.normalize(), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return _scalar(f, False, value)
+
+
+def _scalar(f: Field, plain: bool, value: Any) -> str:
+    if type(value) is str and plain:
+        return value
+    if _blank(value):
+        return ""
     if isinstance(value, datetime):
         return value.astimezone(f.timezone).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
@@ -167,6 +225,32 @@ def display_value(f: Field, value: Any, links: LinkLabels | None = None) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return f.ftype.display(f, value)
+
+
+def _escaped(text: str) -> str:
+    """``escape``, skipped for the many texts (numbers, dates, most names) that have
+    nothing to escape."""
+    return escape(text) if _HTML_SPECIAL.search(text) else text
+
+
+def table_rows(columns: list[Field], records: list[Record], links: LinkLabels | None):
+    """Each record with its cells as HTML, for a grid: ``(record, cells)``. Each
+    column's display function is chosen once for the page and each text escaped
+    here, once: a page of 28 columns has 1,400 cells, and a template call and
+    escape per cell cost more than the rest of the page's Python."""
+    plan = [
+        (f.key, '<td class="num">' if numeric_column(f) else "<td>", column_display(f, links))
+        for f in columns
+    ]
+    return [
+        (
+            r,
+            Markup(  # noqa: S704 - every value is escaped; the tags are constants
+                "".join([f"{td}{_escaped(show(r.values.get(key)))}</td>" for key, td, show in plan])
+            ),
+        )
+        for r in records
+    ]
 
 
 def input_text(f: Field, value: Any) -> str:

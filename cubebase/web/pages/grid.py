@@ -16,7 +16,15 @@ from ...platform.listing import Condition
 from ...platform.records import MAX_PAGE, Page
 from . import bp
 from .bulk_change import changeable_fields
-from .common import LinkLabels, column_fields, display_value, select_fields, service, visible_table
+from .common import (
+    LinkLabels,
+    column_fields,
+    display_value,
+    select_fields,
+    service,
+    table_rows,
+    visible_table,
+)
 from .saved_views import SaveViewForm, saved_views
 from .views import ViewState, parse_view
 
@@ -105,7 +113,7 @@ def grid(table: str):
         next_args=next_args,
         all_columns=column_fields(svc, t),
         group_fields=select_fields(svc, t),
-        display=display_value,
+        rows=lambda records: table_rows(view.columns, records, links),
         saved=saved_views(t),
         save_form=SaveViewForm(formdata=None, state=view.query()),
         change_fields=changeable_fields(svc, t),

@@ -33,6 +33,7 @@ class ViewState:
     cursor: str | None = None
     trail: list[str] = field(default_factory=list)
     chosen: bool = False  # columns picked by the user (kept in links)
+    _encoded: dict[tuple[str, Any], str] = field(default_factory=dict, repr=False, compare=False)
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Query-string arguments for a link to this view with ``changes``."""
@@ -57,7 +58,17 @@ class ViewState:
         }
 
     def query(self, **changes: Any) -> str:
-        return urlencode(self.args(**changes), doseq=True)
+        """``urlencode(self.args(**changes), doseq=True)``, each argument encoded once
+        per request: a grid links every column heading to the view sorted by it, and
+        the chosen columns are in each of those links."""
+        parts = []
+        for k, v in self.args(**changes).items():
+            for item in v if isinstance(v, list | tuple) else (v,):
+                pair = self._encoded.get((k, item))
+                if pair is None:
+                    pair = self._encoded[(k, item)] = urlencode({k: item})
+                parts.append(pair)
+        return "&".join(parts)
 
     def sort_link(self, key: str) -> str:
         new = "-" + key if self.sort == key else key
