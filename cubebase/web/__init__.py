@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from ..platform.config import Config
 from ..platform.core import Platform
+from .json_provider import FastJSONProvider
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,7 @@ def create_app(config: Config | None = None, platform: Platform | None = None) -
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    # a record's fields keep their form order (Flask 3 reads this, not JSON_SORT_KEYS)
-    app.json.sort_keys = False
+    app.json = FastJSONProvider(app)  # a record's fields keep their form order
     app.extensions["cubebase"] = platform or Platform(config)
 
     from .api import bp as api_bp
