@@ -111,6 +111,10 @@ FORMULA_FIELDS: list[tuple[str, str]] = [
     ("won_commission", "ROUND(won_total * 0.04, 2)"),
 ]
 
+# The same 20 values as ordinary fields of another copy of the customers (filled
+# from the formulas' values): what 20 more columns cost a page, formulas or not.
+WIDE_TYPES = {"number": "number", "text": "text", "boolean": "boolean", "date": "date"}
+
 PARTS = ("page", "aggregate", "interpreter", "web")
 INTERP_FORMULA = "IF(amount >= 100000, amount * 0.05, amount * 0.03) + LEN(name)"
 
@@ -235,11 +239,38 @@ def load(env: Env, customers: int, deals: int, seed: int) -> dict:
         flush=True,
     )
     add_formula_fields(env)
+    make_wide(env)
     with p.session() as s:
         schema = p.schema(s)
-        tables = [schema.table(k).sql.name for k in ("customers", "customers_plain", "deals")]
+        tables = [
+            schema.table(k).sql.name
+            for k in ("customers", "customers_plain", "customers_wide", "deals")
+        ]
     analyze(env, tables)
     return {"customers": customers, "deals": deals, "load_s": round(time.perf_counter() - t0, 1)}
+
+
+def make_wide(env: Env) -> None:
+    """``customers_wide``: the customers' stored fields plus 20 ordinary fields (number,
+    text, true/false) holding the formulas' values, read through the records service
+    and written straight into the table."""
+    p = env.platform
+    with p.session() as s:
+        formulas = p.schema(s).table("customers")
+        extra = [
+            {"key": key, "type": WIDE_TYPES[formulas.fields[key].config["result_type"]]}
+            for key, _ in FORMULA_FIELDS
+        ]
+    with p.schema_editor() as ed:
+        ed.create_table(
+            "customers_wide",
+            "Customers (wide)",
+            fields=[*generate.CUSTOMER_FIELDS, *extra],
+        )
+    keys = [f["key"] for f in generate.CUSTOMER_FIELDS] + [f["key"] for f in extra]
+    with p.session() as s:
+        rows = p.records(s, env.admin).iter_records("customers", sort="id", fields=keys)
+        core_insert(env, "customers_wide", ({k: r.values[k] for k in keys} for r in rows))
 
 
 # --- instrumentation ------------------------------------------------------------
@@ -343,6 +374,7 @@ def _bench_page(env: Env, session, conn, pages: int, warmup: int) -> dict:
     sides: dict[str, Callable[[Any], Any]] = {
         "formulas": lister("customers"),
         "twin": lister("customers_plain"),
+        "wide": lister("customers_wide"),
         "stored_only": lister("customers", stored),
         "dba": dba,
     }
@@ -360,8 +392,15 @@ def _bench_page(env: Env, session, conn, pages: int, warmup: int) -> dict:
                 if record:
                     lat[name].append(dt)
             ours, twin, hand = got["formulas"], got["twin"], got["dba"]
-            if [r["email"] for r in ours] != [r["email"] for r in twin]:
+            if (
+                not [r["email"] for r in ours]
+                == [r["email"] for r in twin]
+                == [r["email"] for r in got["wide"]]
+            ):
                 raise AssertionError("the twin tables gave different pages")
+            for a, w in zip(ours, got["wide"], strict=True):
+                if any(not _close(a[k], w[k]) for k, _ in FORMULA_FIELDS):
+                    raise AssertionError(f"the wide table holds other values: {a} {w}")
             if any(len(r) != 1 + len(stored) + len(formulas) for r in ours):
                 raise AssertionError("a page misses formula values")
             for a, b in zip(ours, hand, strict=True):
@@ -388,9 +427,11 @@ def _bench_page(env: Env, session, conn, pages: int, warmup: int) -> dict:
     out: dict[str, Any] = {"pages": len(lat["formulas"]), "formula_fields": len(formulas)}
     for name, xs in lat.items():
         out[name] = {"p50_ms": _ms(_pct(xs, 50)), "p95_ms": _ms(_pct(xs, 95))}
-    for base in ("twin", "stored_only", "dba"):
+    for base in ("twin", "wide", "stored_only", "dba"):
         out[f"ratio_p50_vs_{base}"] = round(_pct(lat["formulas"], 50) / _pct(lat[base], 50), 2)
         out[f"ratio_p95_vs_{base}"] = round(_pct(lat["formulas"], 95) / _pct(lat[base], 95), 2)
+    w, t = _pct(lat["wide"], 50), _pct(lat["twin"], 50)
+    out["ratio_p50_wide_vs_twin"] = round(w / t, 2)
     out["sql_cache"] = cache.counts
     out["formula_checks_while_measuring"] = checks.calls
     out["python"] = python_costs(env, session, starts[1])
@@ -845,7 +886,7 @@ def bench_web(env: Env, pages: int, warmup: int) -> dict:
                 for f in schema.table(key).data_fields()
                 if not f.system and f.link_kind not in ("reverse", "reverse_many")
             ]
-            for key in ("customers", "customers_plain")
+            for key in ("customers", "customers_plain", "customers_wide")
         }
         t = schema.table("customers").sql
         ids = list(s.scalars(sa.select(t.c.id).order_by(t.c.id)))
@@ -900,6 +941,8 @@ def bench_web(env: Env, pages: int, warmup: int) -> dict:
         "api_twin": api_side("customers_plain"),
         "grid_formulas": grid_side("customers"),
         "grid_twin": grid_side("customers_plain"),
+        "api_wide": api_side("customers_wide"),
+        "grid_wide": grid_side("customers_wide"),
     }
     lat: dict[str, list[float]] = {k: [] for k in sides}
     order = list(sides)
@@ -917,7 +960,11 @@ def bench_web(env: Env, pages: int, warmup: int) -> dict:
                 raise AssertionError("the API pages of the twin tables differ")
             if any(a[2] != b[2] + len(FORMULA_FIELDS) for a, b in zip(ours, twin, strict=True)):
                 raise AssertionError("an API page misses formula values")
-            if got["grid_formulas"] != got["grid_twin"] or len(got["grid_formulas"]) != PAGE:
+            if [(a[0], a[2]) for a in ours] != [(a[0], a[2]) for a in got["api_wide"]]:
+                raise AssertionError("the API pages of the formulas and wide tables differ")
+            if not got["grid_formulas"] == got["grid_twin"] == got["grid_wide"]:
+                raise AssertionError("the grid pages of the twin tables differ")
+            if len(got["grid_formulas"]) != PAGE:
                 raise AssertionError("the grid pages of the twin tables differ")
             if [r[0] for r in got["api_formulas"]] != got["grid_formulas"]:
                 raise AssertionError("the API and the grid show different records")
@@ -933,9 +980,11 @@ def bench_web(env: Env, pages: int, warmup: int) -> dict:
     for name, xs in lat.items():
         out[name] = {"p50_ms": _ms(_pct(xs, 50)), "p95_ms": _ms(_pct(xs, 95))}
     for kind in ("api", "grid"):
-        a, b = lat[f"{kind}_formulas"], lat[f"{kind}_twin"]
+        a, b, w = lat[f"{kind}_formulas"], lat[f"{kind}_twin"], lat[f"{kind}_wide"]
         out[f"{kind}_ratio_p50"] = round(_pct(a, 50) / _pct(b, 50), 2)
         out[f"{kind}_ratio_p95"] = round(_pct(a, 95) / _pct(b, 95), 2)
+        out[f"{kind}_wide_ratio_p50"] = round(_pct(w, 50) / _pct(b, 50), 2)
+        out[f"{kind}_ratio_p50_vs_wide"] = round(_pct(a, 50) / _pct(w, 50), 2)
     return out
 
 
@@ -973,6 +1022,9 @@ def run(args: argparse.Namespace) -> dict:
                     f"twin p50 {r['twin']['p50_ms']} ms p95 {r['twin']['p95_ms']} ms; "
                     f"DBA's SQL for the same values p50 {r['dba']['p50_ms']} ms; "
                     f"ratio p50 {r['ratio_p50_vs_twin']} p95 {r['ratio_p95_vs_twin']}; "
+                    f"20 ordinary fields instead (wide) p50 {r['wide']['p50_ms']} ms, "
+                    f"wide / twin {r['ratio_p50_wide_vs_twin']}, formulas / wide "
+                    f"{r['ratio_p50_vs_wide']}; "
                     f"sql cache {r['sql_cache']}, checks {r['formula_checks_while_measuring']}",
                     flush=True,
                 )
@@ -991,7 +1043,9 @@ def run(args: argparse.Namespace) -> dict:
                     f"  API list of {PAGE}: p50 {r['api_formulas']['p50_ms']} ms, twin "
                     f"{r['api_twin']['p50_ms']} ms, ratio {r['api_ratio_p50']}; grid page: p50 "
                     f"{r['grid_formulas']['p50_ms']} ms, twin {r['grid_twin']['p50_ms']} ms, "
-                    f"ratio {r['grid_ratio_p50']}",
+                    f"ratio {r['grid_ratio_p50']}; with 20 ordinary fields instead: API "
+                    f"{r['api_wide']['p50_ms']} ms ({r['api_wide_ratio_p50']}x twin), grid "
+                    f"{r['grid_wide']['p50_ms']} ms ({r['grid_wide_ratio_p50']}x twin)",
                     flush=True,
                 )
             else:
@@ -1026,11 +1080,13 @@ def summary(results: dict) -> str:
         for name, label in (
             ("formulas", f"page of {PAGE}, {r['formula_fields']} formula fields, ms"),
             ("twin", f"page of {PAGE}, twin table without them, ms"),
+            ("wide", f"page of {PAGE}, twin with 20 ordinary fields of the same values, ms"),
             ("stored_only", f"page of {PAGE}, same table, `fields=` stored only, ms"),
             ("dba", f"page of {PAGE}, hand-written SQL computing the same 20 values, ms"),
         ):
             lines.append(f"| {label} | {r[name]['p50_ms']:.2f} | {r[name]['p95_ms']:.2f} |")
-        for base in ("twin", "dba"):
+        lines.append(f"| ratio wide / twin | {r['ratio_p50_wide_vs_twin']:.2f} | |")
+        for base in ("twin", "wide", "dba"):
             lines.append(
                 f"| ratio formulas / {base} | {r[f'ratio_p50_vs_{base}']:.2f} "
                 f"| {r[f'ratio_p95_vs_{base}']:.2f} |"
@@ -1060,15 +1116,17 @@ def summary(results: dict) -> str:
     if "web" in results:
         r = results["web"]
         for kind, label in (("api", "API list of 50 (JSON)"), ("grid", "grid page, every column")):
-            for side in ("formulas", "twin"):
+            names = {"formulas": "20 formula fields", "twin": "twin", "wide": "wide"}
+            for side, name in names.items():
                 x = r[f"{kind}_{side}"]
-                lines.append(
-                    f"| {label}, {'20 formula fields' if side == 'formulas' else 'twin'}, ms "
-                    f"| {x['p50_ms']:.2f} | {x['p95_ms']:.2f} |"
-                )
+                lines.append(f"| {label}, {name}, ms | {x['p50_ms']:.2f} | {x['p95_ms']:.2f} |")
             lines.append(
                 f"| ratio {label} formulas / twin | {r[f'{kind}_ratio_p50']:.2f} "
                 f"| {r[f'{kind}_ratio_p95']:.2f} |"
+            )
+            lines.append(
+                f"| ratio {label} wide / twin; formulas / wide | "
+                f"{r[f'{kind}_wide_ratio_p50']:.2f}; {r[f'{kind}_ratio_p50_vs_wide']:.2f} | |"
             )
     lines += [
         "",
