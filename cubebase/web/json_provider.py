@@ -23,6 +23,7 @@ class FastJSONProvider(DefaultJSONProvider):
     their order: a record's fields in form order."""
 
     sort_keys = False
+    ensure_ascii = False  # the standard library's documents too: UTF-8, as orjson's
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         if self.compact is False or (self.compact is None and self._app.debug):

@@ -120,8 +120,10 @@ def get_type(name: str) -> FieldType:
 
 
 def _decimal_text(d: Decimal) -> str:
-    """A decimal in plain notation (never ``1E+3``); ``str`` is twice as fast as
-    ``format(d, "f")`` and gives the same text whenever it has no exponent."""
+    """A decimal in plain notation (never ``1E+3``): ``str`` of a ``Decimal`` is twice
+    as fast as ``format(d, "f")`` and the same text unless it has an exponent."""
+    if type(d) is not Decimal:
+        return format(d, "f")
     text = str(d)
     return format(d, "f") if "E" in text else text
 

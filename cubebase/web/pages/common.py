@@ -160,8 +160,10 @@ def column_display(f: Field, links: LinkLabels | None = None) -> Callable[[Any],
     if f.link_kind in LINKISH:
         return partial(_link_names, f, links)
     result = f.config.get("result_type") if f.type == "formula" else None
-    if f.type == "boolean" or result == "boolean":
+    if f.type == "boolean":
         return _yes_no
+    if result == "boolean":
+        return partial(_formula_yes_no, f)
     if f.type == "currency":
         return partial(_currency, f)
     if result == "number":
@@ -192,6 +194,10 @@ def _link_names(f: Field, links: LinkLabels | None, value: Any) -> str:
 
 def _yes_no(value: Any) -> str:
     return "" if _blank(value) else ("Yes" if value else "No")
+
+
+def _formula_yes_no(f: Field, value: Any) -> str:
+    return ("Yes" if value else "No") if type(value) is bool else _scalar(f, False, value)
 
 
 def _currency(f: Field, value: Any) -> str:

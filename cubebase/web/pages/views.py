@@ -63,12 +63,14 @@ class ViewState:
         the chosen columns are in each of those links."""
         parts = []
         for k, v in self.args(**changes).items():
-            for item in v if isinstance(v, list | tuple) else (v,):
-                pair = self._encoded.get((k, item))
+            if type(v) is str:
+                pair = self._encoded.get((k, v))
                 if pair is None:
-                    pair = self._encoded[(k, item)] = urlencode({k: item})
+                    pair = self._encoded[(k, v)] = urlencode({k: v})
                 parts.append(pair)
-        return "&".join(parts)
+            else:
+                parts.append(urlencode({k: v}, doseq=True))
+        return "&".join(p for p in parts if p)
 
     def sort_link(self, key: str) -> str:
         new = "-" + key if self.sort == key else key

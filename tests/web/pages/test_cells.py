@@ -114,3 +114,30 @@ def test_stored_fields_show_as_before():
 def test_text_is_escaped_in_every_cell():
     cells = _cells(_field("text"), ['<b onmouseover="x">&</b>', "it's"])
     assert cells == ["&lt;b onmouseover=&#34;x&#34;&gt;&amp;&lt;/b&gt;", "it&#39;s"]
+
+
+@pytest.mark.parametrize(
+    ("type_", "config", "value", "shown"),
+    [
+        ("text", {}, "Guangzhou", "Guangzhou"),
+        ("text", {}, "", ""),
+        ("number", {}, Decimal("1.50"), "1.50"),
+        ("number", {}, Decimal("6"), "6"),
+        ("currency", {}, Decimal("1234.5"), "1,234.50"),
+        ("integer", {}, 42, "42"),
+        ("boolean", {}, True, "Yes"),
+        ("date", {}, date(2024, 2, 29), "2024-02-29"),
+        ("datetime", {}, datetime(2024, 5, 1, 23, 30, tzinfo=UTC), "2024-05-02 07:30"),
+        ("multi_select", {}, ["a", "b"], "a, b"),
+        ("autonumber", {"prefix": "INV-"}, 7, "INV-7"),
+        ("formula", {"result_type": "number"}, Decimal("0.06000000000000000000"), "0.06"),
+        ("formula", {"result_type": "number"}, Decimal("1E-7"), "0.0000001"),
+        ("formula", {"result_type": "number"}, Decimal("-12.50"), "-12.5"),
+        ("formula", {"result_type": "boolean"}, False, "No"),
+        ("formula", {"result_type": "boolean"}, "no", "no"),  # not a true/false: as it is
+        ("formula", {"result_type": "text"}, "Ida Xu (North)", "Ida Xu (North)"),
+        ("formula", {"result_type": "date"}, date(2026, 1, 31), "2026-01-31"),
+    ],
+)
+def test_what_a_cell_shows(type_, config, value, shown):
+    assert _cells(_field(type_, **config), [value]) == [shown]

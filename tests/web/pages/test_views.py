@@ -301,3 +301,26 @@ def test_export_applies_permissions(app, sales, platform):
     rows = list(csv.reader(io.StringIO(resp.get_data(as_text=True).lstrip("\ufeff"))))
     assert rows[0] == ["Title"]
     assert "Amount" not in sales.get("/t/deals").get_data(as_text=True)
+
+
+def test_view_links_encode_every_argument_as_urlencode_does():
+    from urllib.parse import urlencode
+
+    from cubebase.web.pages.views import ViewState
+
+    view = ViewState(table=None, columns=[], sort="-amount", filter='stage = "won" & x', q="a b")
+    view.eq = {"region": "", "stage": "won"}
+    for changes in (
+        {},
+        {"sort": "name"},
+        {"cursor": "abc=", "back": ["", "x/y", "z"]},
+        {"back": []},
+        {"page": 1},
+        {"page": True},
+        {"page": 0},
+        {"page": False},
+        {"tags": {"b", "a"}},
+        {"q": "广州 & co"},
+    ):
+        for _ in range(2):  # the second time from the cache
+            assert view.query(**changes) == urlencode(view.args(**changes), doseq=True)
