@@ -9,8 +9,9 @@ sort values and id.
 With one sort key the page is read in two index-friendly segments, the rows
 with a value and the blank rows, each as ``(key, id) > (:v, :id) ORDER BY key,
 id LIMIT n``: exactly the query a DBA writes for keyset paging, so an index on
-the sort field serves it. With several sort keys a general null-aware keyset
-predicate is used (correct, but it may need a sort).
+the sort field serves it. A sort by the id alone is one segment (the id is never
+blank). With several sort keys a general null-aware keyset predicate is used
+(correct, but it may need a sort).
 """
 
 from __future__ import annotations
@@ -250,7 +251,18 @@ def segment_templates(
 ):
     """``segments`` by the cursor's state: "first" (no cursor), "blank" (the cursor's
     sort value is blank) or "value"; ``v`` and ``last`` may be bound parameters, so
-    the same statements serve every cursor of that state."""
+    the same statements serve every cursor of that state.
+
+    A sort by the id itself is one segment: the id is never blank and is its own
+    tie-breaker (``WHERE ... [AND id > :last] ORDER BY id``), so no ``id IS NOT NULL``,
+    no ``ORDER BY id, id`` and no second statement for blank ids."""
+    if key.field is None:  # the id
+        order = [id_col.desc() if key.desc else id_col.asc()]
+        if state == "first":
+            return [(sa.true(), order)]  # and_() leaves it out: no condition
+        if state == "blank":  # only a tampered cursor: its rows were the blank ids, none
+            return [(sa.false(), order)]
+        return [(id_col < last if key.desc else id_col > last, order)]
     k = key.expr
     if key.desc:
         valued_order = [k.desc(), id_col.desc()]
