@@ -39,24 +39,38 @@ class Context:
     record: dict[str, Any]
     slot: str
     names: list[tuple[str, str]] = field(default_factory=list)  # `as` names so far
+    # a scheduled run whose first action is an update reading nothing of the record
+    # has only its id until that update reads it (engine ``_reads_record_first``)
+    unread: bool = False
 
     @property
     def record_id(self) -> int:
         return self.record.get("id") or 0
 
-    def evaluate(self, stored: str | None, *, names: list[tuple[str, str]] | None = None) -> Any:
-        """A formula of the automation over ``record`` (checked once per schema snapshot)."""
-        if stored is None:
-            return None
+    def read(self, rec) -> None:
+        """The record as read (or as a write left it), keeping the ``as`` names."""
+        extra = {n: self.record.get(n) for n, _ in self.names}
+        self.record = {"id": rec.id, **rec.values, **extra}
+        self.unread = False
+
+    def checked(self, stored: str, names: list[tuple[str, str]] | None = None):
+        """A formula of the automation, checked once per schema snapshot."""
         names = self.names if names is None else names
         key = self.table.key if self.table is not None else None
         cache = self.system.schema.formula_cache
         ck = ("automation", key, tuple(names), stored)
         checked = cache.get(ck)
+        if checked is None:
+            view = AutomationView(self.system.schema.formula_schema(), key, names)
+            checked = cache[ck] = F.check(stored, view, key or NO_TABLE)
+        return checked
+
+    def evaluate(self, stored: str | None, *, names: list[tuple[str, str]] | None = None) -> Any:
+        """A formula of the automation over ``record``."""
+        if stored is None:
+            return None
         try:
-            if checked is None:
-                view = AutomationView(self.system.schema.formula_schema(), key, names)
-                checked = cache[ck] = F.check(stored, view, key or NO_TABLE)
+            checked = self.checked(stored, names)
             return F.evaluate(checked, self.record, self.system.formulas.eval_context())
         except F.FormulaError as exc:  # a field deleted since, a formula too deep
             raise BadRequest(f"a formula could not be computed: {exc.message}") from None
@@ -139,23 +153,19 @@ def action(cls: type[Action]) -> type[Action]:
     return cls
 
 
-def _refresh(ctx: Context) -> None:
-    rec = ctx.system.get(ctx.table.key, ctx.record_id)
-    extra = {n: ctx.record.get(n) for n, _ in ctx.names}
-    ctx.record = {"id": rec.id, **rec.values, **extra}
-
-
 @action
 class Update(Action):
-    """Change the triggering record."""
+    """Change the triggering record; later actions see it as the update left it (the
+    record the update returns: no second read)."""
 
     kind = "update"
 
     def run(self, ctx: Context, d: dict[str, Any], index: int) -> None:
         values = ctx.values(ctx.table, d["values"])
         if values:
-            ctx.system.update(ctx.table.key, ctx.record_id, values)
-            _refresh(ctx)
+            ctx.read(ctx.system.update(ctx.table.key, ctx.record_id, values))
+        elif ctx.unread:  # nothing to set (its fields were deleted since): read it now
+            ctx.read(ctx.system.get(ctx.table.key, ctx.record_id))
 
 
 def _target(ctx: Context, d: dict[str, Any]):

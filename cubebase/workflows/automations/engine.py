@@ -3,7 +3,7 @@ the jobs scheduler.
 
 - **Record events** reach the engine through the records service's ``after_write``
   and ``after_delete`` hooks (registered by ``install``). The automations of a
-  table are read once per records service; ``when`` is evaluated in memory with the
+  table are read once per schema snapshot; ``when`` is evaluated in memory with the
   interpreter, so a bulk create costs no query per row unless an automation
   matches. A matching automation runs its actions as the system actor in the same
   transaction: an action's refusal fails the write, naming the automation, and
@@ -12,10 +12,10 @@ the jobs scheduler.
 - **Schedules**: ``run_due`` finds the automations whose ``next_run_at`` has come,
   claims each due time with an UPDATE only one process wins (a claim older than
   ``STALE_CLAIM`` is taken over: its process died), sweeps the records where ``when``
-  holds (SQL, through the records service), runs the actions per record in its own
-  transaction with a unique ``cb_automation_runs`` row (automation, record, due
-  time), so a record is acted on once per due time however often the job runs, and
-  finally sets the next due time.
+  holds (one SELECT of their ids, its WHERE the records service's), runs the actions
+  per record in its own transaction with a unique ``cb_automation_runs`` row
+  (automation, record, due time), so a record is acted on once per due time however
+  often the job runs, and finally sets the next due time.
 """
 
 from __future__ import annotations
@@ -32,10 +32,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ... import formula as F
 from ...formula import types as ft
 from ...platform.actor import Actor
 from ...platform.errors import BadRequest, ConflictError, CubebaseError, NotFound
 from ...platform.records import FormulaFilter
+from ...platform.records.plans import joined
+from ...platform.schema import bump_schema_version
 from ...platform.usage import Use
 from ...schema_defs.automations import table_by_id, uses
 from ...schema_defs.schedules import parse_schedule
@@ -45,7 +48,8 @@ from .actions import ACTIONS, Context
 
 MAX_DEPTH = 5  # automations triggering automations
 STALE_CLAIM = timedelta(minutes=15)
-SWEEP_PAGE = 500
+_BOUND = ("automations", "record events")  # in Schema.formula_cache: see ``_bound``
+_SAVED = "cb_automations_saved"  # session.info: the transaction that changed automations
 
 
 @dataclass
@@ -111,18 +115,33 @@ class AutomationEngine:
 
     # --- record events -----------------------------------------------------------------
     def _bound(self, service) -> dict[int, list[Loaded]]:
-        cache = service.__dict__.get("_cb_automations")
-        if cache is None:
-            cache = {}
-            rows = service.session.execute(
-                sa.select(Automation.id, Automation.key, Automation.table_id, Automation.definition)
-                .where(Automation.enabled.is_(True), Automation.trigger != "schedule")
-                .order_by(Automation.key)
-            )
-            for aid, key, tid, d in rows:
-                cache.setdefault(tid, []).append(Loaded(aid, key, tid, d))
-            service.__dict__["_cb_automations"] = cache
-        return cache
+        """The enabled automations of record events by table id, read once per schema
+        snapshot (``Schema.formula_cache``, as checked formulas and list statements
+        are) rather than once per records service: a scheduled run makes a service per
+        record, so they were read again for every record. ``save`` advances the schema
+        version, so a change is a new snapshot; the transaction that made it reads them
+        itself until it commits (its changes are nobody else's yet)."""
+        session = service.session
+        saved = session.info.get(_SAVED)
+        if saved is not None and saved is session.get_transaction():
+            return self._read_bound(session)
+        cache = service.schema.formula_cache
+        bound = cache.get(_BOUND)
+        if bound is None:
+            bound = cache[_BOUND] = self._read_bound(session)
+        return bound
+
+    @staticmethod
+    def _read_bound(session: Session) -> dict[int, list[Loaded]]:
+        bound: dict[int, list[Loaded]] = {}
+        rows = session.execute(
+            sa.select(Automation.id, Automation.key, Automation.table_id, Automation.definition)
+            .where(Automation.enabled.is_(True), Automation.trigger != "schedule")
+            .order_by(Automation.key)
+        )
+        for aid, key, tid, d in rows:
+            bound.setdefault(tid, []).append(Loaded(aid, key, tid, d))
+        return bound
 
     def _holds(self, system, table, a: Loaded, record: dict[str, Any]) -> bool:
         """``when`` on the record in memory (no query unless it reads a link)."""
@@ -221,8 +240,11 @@ class AutomationEngine:
     def save(self, session: Session, schema, compiled: list, app: str | None = None) -> None:
         """Create or change automations (``CompiledAutomation`` checked against
         ``schema``) in the caller's transaction; a new or changed schedule gets its next
-        due time, an unchanged one keeps it."""
+        due time, an unchanged one keeps it. The schema version advances with them: the
+        automations of record events are kept per schema snapshot (``_bound``)."""
         now = self.clock()
+        bump_schema_version(session)
+        session.info[_SAVED] = session.get_transaction()
         for c in compiled:
             doc = c.document
             a = session.scalar(sa.select(Automation).where(Automation.key == c.key))
@@ -335,11 +357,19 @@ class AutomationEngine:
 
     @staticmethod
     def _matching(system, table, when: str | None) -> list[int]:
-        where = [FormulaFilter(when)] if when else None
-        records = system.iter_records(
-            table.key, where=where, sort="id", fields=[], page_size=SWEEP_PAGE
+        """The ids of the live records where ``when`` holds, in id order: one SELECT of
+        the ids alone, whose WHERE is the records service's own (the live rows the
+        system may read, ``when`` checked and compiled as a filter, TODAY() its
+        clock). Not pages of a list: each page walked the primary key testing the
+        filter again, where one statement lets the database scan or use an index and
+        sort the few ids; the records are acted on one by one afterwards anyway."""
+        t = table.sql
+        joins: dict = {}
+        conds = system._live(table) + system._where(
+            table, [FormulaFilter(when)] if when else None, joins
         )
-        return [r.id for r in records]
+        stmt = sa.select(t.c.id).select_from(joined(t, joins)).where(*conds).order_by(t.c.id)
+        return list(system.session.scalars(stmt))
 
     def _run_one(self, a: Loaded, rid: int, slot: str, result: RunResult, at: datetime) -> None:
         with self.platform.session(write=True) as s, s.begin():
@@ -350,13 +380,19 @@ class AutomationEngine:
             try:
                 with s.begin_nested():
                     table = table_by_id(system.schema, a.table_id) if a.table_id else None
-                    record: dict[str, Any] = {}
+                    ctx = Context(self, system, a, table, {}, slot)
                     if table is not None:
-                        rec = system.get(table.key, rid)
-                        record = {"id": rec.id, **rec.values}
+                        ctx.record = {"id": rid}
+                        ctx.unread = not self._reads_record_first(ctx)
+                        if not ctx.unread:
+                            ctx.read(system.get(table.key, rid))
                     s.info.setdefault("cb_automation_stack", []).append(a.key)
                     try:
-                        self._run_actions(Context(self, system, a, table, record, slot))
+                        self._run_actions(ctx)
+                    except NotFound:
+                        if ctx.unread:  # the update found no record: gone since the sweep,
+                            system.get(table.key, rid)  # refused as a read first refuses it
+                        raise
                     finally:
                         s.info["cb_automation_stack"].pop()
                 result.done += 1
@@ -372,6 +408,29 @@ class AutomationEngine:
                 )
                 result.failed += 1
                 result.messages.append(f"record {rid}: {exc.message}")
+
+    @staticmethod
+    def _reads_record_first(ctx: Context) -> bool:
+        """Whether a scheduled run reads its record before the actions. Not when the
+        first action is an update whose formulas read nothing of it (``update:
+        {renewal_notice: 'TODAY()'}``): the update reads the record itself (a record
+        gone since is refused there, with the same message) and hands it back for the
+        later actions (``Context.read``), so it is read once, not twice, before its
+        UPDATE. Worked out once per schema snapshot."""
+        actions = ctx.automation.document["actions"]
+        if not actions or actions[0]["kind"] != "update":
+            return True
+        formulas = tuple(stored for _fid, stored in actions[0]["values"])
+        key = ("automation reads its record", ctx.automation.id, formulas)
+        cache = ctx.system.schema.formula_cache
+        reads = cache.get(key)
+        if reads is None:
+            try:
+                reads = any(F.dependencies(ctx.checked(f)) for f in formulas if f is not None)
+            except F.FormulaError:
+                reads = True  # read it first; the action reports the formula as before
+            cache[key] = reads
+        return reads
 
     def overview(self) -> list[str]:
         """One line per automation: key, trigger, table, next due time, last run."""
