@@ -120,6 +120,8 @@ class SqlOperators:
         """Lax comparison: NULL when a side is blank (FALSE under WHERE)."""
         if n.left.type.kind == "blank" or n.right.type.kind == "blank":
             return sa.false()
+        if left is None and (day_range := self.date_range(n)) is not None:
+            return day_range  # DATEDIFF(TODAY(), f, "days") <= 30: f <= :date
         a, b = self.cmp_operands(n.left, n.right, left)
         if n.op not in ("=", "!=") and n.left.type.kind == "text":
             a, b = self.text_order(a), self.text_order(b)

@@ -13,8 +13,9 @@ difference is handled here or in the function classes, keyed on ``dialect``.
 The compiler is ``SqlCompiler``, made of parts: ``sql_context`` (SqlContext, SQL
 types), ``sql_helpers`` (dialect helpers, ``let``, expression size, date range),
 ``sql_operators`` (operators and calls), ``sql_links`` (fields, links,
-aggregates). This module has the entry points, the size guard and the names
-callers import.
+aggregates), ``sql_ranges`` (comparisons rewritten into ranges an index can
+serve). This module has the entry points, the size guard and the names callers
+import.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from .sql_context import NUMERIC, USER_PARAM, RowScope, SqlContext, naive_utc, s
 from .sql_helpers import SMALL_EXPR, SqlHelpers, day_in_range, expr_shape, expr_size
 from .sql_links import SqlLinks
 from .sql_operators import SqlOperators
+from .sql_ranges import SqlRanges
 
 
-class SqlCompiler(SqlHelpers, SqlOperators, SqlLinks):
+class SqlCompiler(SqlHelpers, SqlOperators, SqlLinks, SqlRanges):
     """One compilation; ``env`` is the stack of row aliases (0: the base row)."""
 
     def __init__(self, ctx: SqlContext, env: list[FromClause]):
@@ -51,15 +53,19 @@ class SqlCompiler(SqlHelpers, SqlOperators, SqlLinks):
             return self.fold(node)
         return getattr(self, "_v_" + type(node).__name__)(node)
 
-    def fold(self, node: A.TNode) -> ColumnElement:
-        """A constant sub-formula (``DATE(2026, 1, 1)``, ``DATEADD(TODAY(), -30, "days")``)
-        is computed once in Python and bound as one parameter: exact, and index-friendly."""
+    def const_value(self, node: A.TNode):
+        """The Python value of a constant sub-formula, as the interpreter computes it."""
         from .interpreter import EvalContext, PyCompiler, _Runtime
 
         ctx = self.ctx
         user = {"id": ctx.user_id} if ctx.user_id is not None else None
         rt = _Runtime(EvalContext(None, user, ctx.user_roles, ctx.now, ctx.today))
-        value = PyCompiler().compile(node)(({},), rt)
+        return PyCompiler().compile(node)(({},), rt)
+
+    def fold(self, node: A.TNode) -> ColumnElement:
+        """A constant sub-formula (``DATE(2026, 1, 1)``, ``DATEADD(TODAY(), -30, "days")``)
+        is computed once in Python and bound as one parameter: exact, and index-friendly."""
+        value = self.const_value(node)
         if node.type.kind == "boolean":
             return sa.true() if value else sa.false()
         if value is None:
