@@ -17,8 +17,11 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
 
-from .helpers import World, same
+from cubebase.formula import SqlContext, check, compile_condition
+
+from .helpers import TODAY, World, same
 
 EXAMPLES = int(os.environ.get("FORMULA_EXAMPLES", "500"))
 
@@ -31,7 +34,10 @@ money = st.one_of(
 small_text = st.one_of(st.none(), st.just(""), st.text(alphabet="abAB xé.-1", max_size=8))
 stages = st.one_of(st.none(), st.sampled_from(["lead", "customer", "lost", "won"]))
 days = st.one_of(
-    st.none(), st.integers(0, 4000).map(lambda d: date(2020, 1, 1) + timedelta(days=d))
+    st.none(),
+    st.integers(0, 4000).map(lambda d: date(2020, 1, 1) + timedelta(days=d)),
+    # near today, so that DATEDIFF(TODAY(), since, "days") <= k meets its boundaries
+    st.integers(-40, 40).map(lambda d: TODAY + timedelta(days=d)),
 )
 stamps = st.one_of(
     st.none(),
@@ -225,9 +231,32 @@ def deal_cond(draw):
                 "deals.amount > AVG(deals.amount)",
                 "deals.id > id",
                 "deals.customer = id",
+                'DATEDIFF(TODAY(), deals.closed_on, "days") <= 30',
+                '7.5 < DATEDIFF(deals.closed_on, TODAY(), "days")',
             ]
         )
     )
+
+
+@st.composite
+def day_range(draw):
+    """``DATEDIFF(x, since, "days") <op> k`` with x and k not reading the record, in
+    either argument order and with k on either side: compiled to a range on ``since``."""
+    x = draw(
+        st.sampled_from(
+            ["TODAY()", "NOW()", "DATE(2026, 2, 28)", 'DATEADD(TODAY(), -7, "days")', "BLANK()"]
+        )
+    )
+    k = draw(
+        st.one_of(
+            st.integers(-40, 40).map(str),
+            st.sampled_from(["0.5", "-0.5", "7.5", "-29.5", "1 / 3", "(1 / 0)", "(2 - 3)"]),
+        )
+    )
+    op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="]))
+    args = f"{x}, since" if draw(st.booleans()) else f"since, {x}"
+    diff = f'DATEDIFF({args}, "days")'
+    return f"({diff} {op} {k})" if draw(st.booleans()) else f"({k} {op} {diff})"
 
 
 @st.composite
@@ -265,6 +294,7 @@ def cond(draw, depth=0):
             lambda: f"({n()} {op()} {n()})",
             lambda: f"({t()} {op()} {t()})",
             lambda: f"({draw(day(d))} {op()} {draw(day(d))})",
+            lambda: draw(day_range()),
             lambda: f"({c()} AND {c()})",
             lambda: f"({c()} OR {c()})",
             lambda: f"NOT {c()}",
@@ -352,3 +382,16 @@ def test_interpreter_equals_sql(diff_world, customers, deals, team, formulas):
             want = [rid for rid in py if py[rid][i] is True]
             assert w.sql_where(engine, f) == want, f"{engine.dialect.name} WHERE {f!r}"
             break
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(formula=day_range())
+def test_generated_day_ranges_are_rewritten(formula):
+    """The comparisons ``day_range`` generates are ones the compiler turns into a range:
+    the SQL compares the bare ``since`` column, or is a constant (a blank x or k)."""
+    w = World()
+    ctx = SqlContext(w, w.tables["customers"], today=TODAY)
+    expr = compile_condition(check(formula, w, "customers"), ctx)
+    text = str(expr.compile(dialect=sqlite.dialect()))
+    col = "t_3." + w.tables["customers"].fields["since"].column
+    assert text in ("0", f"{col} IS NOT NULL") or text.startswith(f"{col} "), (formula, text)
