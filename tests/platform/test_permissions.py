@@ -168,6 +168,11 @@ def test_each_role_sees_its_rows_in_lists_counts_and_searches(world):
     assert names(ann, where=search) == {"a1"}
     assert names(mia, where=search) == {"a1"}
     assert ann.count("customers", where=search) == 1
+    # the ids a sweep acts on: the same rows, in id order
+    c = world["c"]
+    assert ann.ids("customers") == sorted([c["a1"], c["a2"]])
+    assert ann.ids("customers", where=search) == [c["a1"]]
+    assert ivy.ids("customers") == []
     # the second page path (cursor) and a sort by another field keep the rule
     page = ann.list("customers", sort="-name", limit=1)
     assert [r.values["name"] for r in page.records] == ["a2"]

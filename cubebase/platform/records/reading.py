@@ -334,6 +334,18 @@ class Reading:
             stmt = sa.select(sa.func.count()).select_from(inner.subquery())
         return int(self.session.scalar(stmt) or 0)
 
+    def ids(self, table_key: str, *, where: Where | Sequence[Where] | None = None) -> list[int]:
+        """The ids of every record the actor may read that matches ``where``, in id order,
+        in one statement: for sweeps that then act on each record in its own
+        transaction (paging a list instead walks the primary key again for each page,
+        testing the filter)."""
+        table = self.table(table_key)
+        t = table.sql
+        joins: dict = {}
+        conds = self._live(table) + self._where(table, where, joins)
+        stmt = sa.select(t.c.id).select_from(joined(t, joins)).where(*conds).order_by(t.c.id)
+        return list(self.session.scalars(stmt))
+
     def _read_segments(self, select: sa.Select, base: list, key: SortKey, id_col, after, n: int):
         rows: list = []
         cur = [after[0], after[1]] if after is not None else None

@@ -37,7 +37,6 @@ from ...formula import types as ft
 from ...platform.actor import Actor
 from ...platform.errors import BadRequest, ConflictError, CubebaseError, NotFound
 from ...platform.records import FormulaFilter
-from ...platform.records.plans import joined
 from ...platform.schema import bump_schema_version
 from ...platform.usage import Use
 from ...schema_defs.automations import table_by_id, uses
@@ -357,19 +356,10 @@ class AutomationEngine:
 
     @staticmethod
     def _matching(system, table, when: str | None) -> list[int]:
-        """The ids of the live records where ``when`` holds, in id order: one SELECT of
-        the ids alone, whose WHERE is the records service's own (the live rows the
-        system may read, ``when`` checked and compiled as a filter, TODAY() its
-        clock). Not pages of a list: each page walked the primary key testing the
-        filter again, where one statement lets the database scan or use an index and
-        sort the few ids; the records are acted on one by one afterwards anyway."""
-        t = table.sql
-        joins: dict = {}
-        conds = system._live(table) + system._where(
-            table, [FormulaFilter(when)] if when else None, joins
-        )
-        stmt = sa.select(t.c.id).select_from(joined(t, joins)).where(*conds).order_by(t.c.id)
-        return list(system.session.scalars(stmt))
+        """The ids of the live records where ``when`` holds, in id order, from the
+        records service in one SELECT (the live rows the system may read, ``when``
+        checked and compiled as a filter, TODAY() its clock)."""
+        return system.ids(table.key, where=[FormulaFilter(when)] if when else None)
 
     def _run_one(self, a: Loaded, rid: int, slot: str, result: RunResult, at: datetime) -> None:
         with self.platform.session(write=True) as s, s.begin():
