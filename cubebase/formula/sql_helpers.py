@@ -85,8 +85,12 @@ class SqlHelpers:
         return out
 
     def snap(self, expr: ColumnElement) -> ColumnElement:
-        """SQLite: round binary-float noise away before floor/ceil/trunc (x.9999999 -> x+1)."""
-        return expr if self.pg else sa.func.round(expr, 9)
+        """The value at 9 decimals, before floor/ceil/trunc decide: on SQLite it drops
+        binary-float noise (x.9999999999 -> x+1); on PostgreSQL the last digit of a
+        division, which it rounds at another place than the interpreter does (1/7 at
+        20 decimals against 28 digits), so both land on the same side of a whole
+        number. ``functions.math.snap9`` is the interpreter's."""
+        return sa.func.round(expr, 9)
 
     def floor(self, expr: ColumnElement) -> ColumnElement:
         """floor(); on SQLite as -ceil(-x), since SQLAlchemy's pysqlite replaces floor()

@@ -105,6 +105,14 @@ CASES: list[tuple[str, str, object]] = [
     ("CEILING", "CEILING(score)", (D(13), D(-3), N)),
     ("CEILING", "CEILING(score, 5)", (D(15), D(0), N)),
     ("CEILING", "CEILING(1, 0)", N),
+    # a division cut at different digits (PostgreSQL 20 decimals, the interpreter 28)
+    # lands on the same side of the whole multiple everywhere
+    ("CEILING", "CEILING(-2020, 0 + 1 / 7) = -2020", T),
+    ("CEILING", "CEILING(2020, 1 / 7) = 2020", T),
+    ("FLOOR", "FLOOR(-2020, 1 / 7) = -2020", T),
+    ("ROUND", "ROUND(1 / 7 * 3.5)", D(1)),
+    ("ROUNDUP", "ROUNDUP(1 / 7 * 7)", D(1)),
+    ("ROUNDDOWN", "ROUNDDOWN(1 / 3 * 3)", D(1)),
     ("FLOOR", "FLOOR(score)", (D(12), D(-3), N)),
     ("FLOOR", "FLOOR(-4.2)", D(-5)),
     ("FLOOR", "FLOOR(score, 5)", (D(10), D(-5), N)),

@@ -1,8 +1,11 @@
 """Math: ROUND, ROUNDUP, ROUNDDOWN, CEILING, FLOOR, ABS, MOD, POWER, SQRT.
 
-Rounding is half away from zero everywhere. On SQLite numbers are binary floats,
-so every floor/ceil/round first snaps the value to 9 decimals (``snap``): 1.005
-stored as 1.00499999999999989 still rounds to 1.01, as in the interpreter.
+Rounding is half away from zero everywhere. Every floor/ceil/round first snaps the
+scaled value to 9 decimals, in every back end (``snap`` in SQL, ``snap9`` here): on
+SQLite, where numbers are binary floats, 1.005 stored as 1.00499999999999989 still
+rounds to 1.01; on PostgreSQL and in the interpreter, a division's last digit (1/7
+is cut at 20 decimals by one, 28 digits by the other) cannot put a whole number on
+different sides: CEILING(-2020, 1/7) is -2020 in both.
 Digits are truncated to whole numbers and limited to -15..9.
 """
 
@@ -22,8 +25,13 @@ def clamp_digits(n) -> int:
     return max(MIN_DIGITS, min(MAX_DIGITS, int(n)))
 
 
+def snap9(x: Decimal) -> Decimal:
+    """``x`` at 9 decimals (half away from zero), as ``SqlCompiler.snap``."""
+    return x.scaleb(9).to_integral_value(ROUND_HALF_UP).scaleb(-9)
+
+
 def py_round(x: Decimal, n: int, mode: str) -> Decimal:
-    return x.scaleb(n).to_integral_value(mode).scaleb(-n)
+    return snap9(x.scaleb(n)).to_integral_value(mode).scaleb(-n)
 
 
 class _Rounding(Simple):
@@ -78,8 +86,8 @@ class Round(_Rounding):
     mode = ROUND_HALF_UP
 
     def sql_round(self, s, x, factor, d):
-        if s.pg:
-            return sa.func.round(x, d)
+        if s.pg:  # x * 10^d at 9 decimals is x at d + 9 decimals; the result keeps d
+            return sa.func.round(sa.func.round(x, d + 9), d)
         return sa.func.round(s.snap(x * factor)) / factor
 
 
@@ -105,7 +113,7 @@ class RoundDown(_Rounding):
 
     def sql_round(self, s, x, factor, d):
         if s.pg:
-            return sa.func.trunc(x, d)
+            return sa.func.trunc(sa.func.round(x, d + 9), d)
         return sa.func.sign(x) * s.floor(s.snap(sa.func.abs(x) * factor)) / factor
 
 
@@ -128,8 +136,8 @@ class _Multiple(Simple):
         if m == 0:
             return None
         if m == 1:
-            return x.to_integral_value(self.mode)
-        return (x / m).to_integral_value(self.mode) * m
+            return snap9(x).to_integral_value(self.mode)
+        return snap9(x / m).to_integral_value(self.mode) * m
 
 
 class Ceiling(_Multiple):
