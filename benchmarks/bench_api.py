@@ -308,6 +308,16 @@ def wrk(
     load_before = os.getloadavg()
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     load_after = os.getloadavg()
+    return {
+        **parse_wrk(out),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in load_after],
+    }
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    """Requests/s, the request count, failures and latency percentiles of wrk's
+    ``--latency`` report."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -317,15 +327,13 @@ def wrk(
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         if m:
             scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-            lat[f"p{pct}_ms"] = round(float(m.group(1)) * scale, 2)
+            lat[f"p{pct}_ms"] = round(float(m.group(1)) * scale, 3)
     return {
         "rps": rps,
         "requests": total,
         "non_2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": errors.group(1) if errors else None,
         **lat,
-        "load_before": [round(x, 2) for x in load_before],
-        "load_after": [round(x, 2) for x in load_after],
     }
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import sqlalchemy as sa
 from cubebase.platform.listing import encode_cursor
 from cubebase.platform.users import create_token
 
-from .bench_api import Server, get_json
+from .bench_api import Server, get_json, parse_wrk
 from .bench_formulas import FORMULA_FIELDS, PAGE, load
 from .bench_records import _load, bench_env, write_results
 
@@ -68,20 +67,7 @@ def wrk(port: int, token: str, script: str, seconds: int) -> dict[str, Any]:
     cmd += ["-H", f"Authorization: Bearer {token}", f"http://127.0.0.1:{port}/"]
     load_before = os.getloadavg()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    lat = {}
-    for pct in ("50", "90", "99"):
-        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        if m:
-            scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-            lat[f"p{pct}_ms"] = round(float(m.group(1)) * scale, 3)
-    return {
-        "rps": rps,
-        "non_2xx": int(bad.group(1)) if bad else 0,
-        **lat,
-        "load_before": [round(x, 2) for x in load_before],
-    }
+    return {**parse_wrk(out), "load_before": [round(x, 2) for x in load_before]}
 
 
 def _median(xs: list[float]) -> float:
