@@ -39,7 +39,9 @@ TABLES = {"formulas": "customers", "twin": "customers_plain", "wide": "customers
 
 
 def page_paths(table_key: str, ids: list[int], pages: int) -> list[str]:
-    """URLs of ``pages`` pages of 50: half from the start, half from the middle."""
+    """URLs of ``pages`` pages of 50: half from the start, half from the middle (fewer
+    when the table has not that many)."""
+    pages = max(1, min(pages, len(ids) // PAGE - 1))
     half = pages - pages // 2
     mid = len(ids) // 2 - 1
     afters = [None] + [ids[i * PAGE - 1] for i in range(1, half)]
