@@ -51,7 +51,7 @@ class Record:
             out = {}
             for k in fields:
                 if k in values:
-                    write = writers[k]
+                    write = writers.get(k)  # a key the table lacks passes as it is
                     out[k] = values[k] if write is None else write(values[k])
         doc = {"id": self.id, "version": self.version, "fields": out}
         if self.deleted_at is not None:
