@@ -438,6 +438,7 @@ def _bench_page(env: Env, session, conn, pages: int, warmup: int) -> dict:
     out["sql_ms"] = page_sql_costs(env, session, starts[1])
     out["one_field_each"] = per_field_costs(env, session, starts[1])
     out["stages_ms"] = page_stages(env, session, starts[1], max(pages, 100))
+    out["db_json_ms"] = db_json_costs(env, session, starts[1], max(pages, 100))
     return out
 
 
@@ -573,6 +574,53 @@ def page_sql_costs(env: Env, session, after: int) -> dict:
         stmt = _page_statement(svc, name, after)
         session.execute(stmt).all()
         out[name] = _ms(_median_time(lambda s=stmt: session.execute(s).all(), 100))
+    return out
+
+
+def db_json_costs(env: Env, session, after: int, n: int) -> dict | None:
+    """PostgreSQL writing each record's JSON itself (``json_build_object`` over the page
+    statement's columns, decimals as text, times as ISO with Z: one text per record,
+    as PostgREST answers) against returning the rows, for the formula table and its
+    twin: whether 20 more values cost less when the database renders them. Medians
+    of ``n`` interleaved runs on the raw connection (ms); None on SQLite."""
+    p = env.platform
+    if p.dialect != "postgresql":
+        return None
+    svc = p.records(session, env.admin)
+    statements = {}
+    for name in ("customers", "customers_plain"):
+        sub = _page_statement(svc, name, after).subquery()
+        pairs = []
+        for c in sub.c:
+            if c.name in ("id", "version", "deleted_at"):
+                continue
+            v: Any = c
+            if isinstance(c.type, sa.Numeric) and not isinstance(c.type, sa.Integer):
+                v = sa.cast(c, sa.Text)
+            elif isinstance(c.type, sa.DateTime):
+                v = sa.func.to_char(sa.func.timezone("UTC", c), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            pairs += [sa.literal(c.name, sa.Text), v]
+        doc = sa.func.json_build_object(
+            "id", sub.c.id, "version", sub.c.version, "fields", sa.func.json_build_object(*pairs)
+        )
+        statements[f"json:{name}"] = sa.select(sa.cast(doc, sa.Text))
+        statements[f"rows:{name}"] = sa.select(sub)
+    conn = session.connection()
+    calls = list(statements.items())
+    for _, stmt in calls:
+        for _ in range(10):
+            conn.execute(stmt).all()
+    lat: dict[str, list[float]] = {k: [] for k in statements}
+    for i in range(n):
+        j = i % len(calls)
+        for k, stmt in calls[j:] + calls[:j]:
+            t0 = time.perf_counter()
+            conn.execute(stmt).all()
+            lat[k].append(time.perf_counter() - t0)
+    out: dict[str, Any] = {k: _ms(_pct(v, 50)) for k, v in lat.items()}
+    for kind in ("json", "rows"):
+        a, b = _pct(lat[f"{kind}:customers"], 50), _pct(lat[f"{kind}:customers_plain"], 50)
+        out[f"{kind}_ratio"] = round(a / b, 2)
     return out
 
 
@@ -1090,6 +1138,14 @@ def summary(results: dict) -> str:
             lines.append(
                 f"| ratio formulas / {base} | {r[f'ratio_p50_vs_{base}']:.2f} "
                 f"| {r[f'ratio_p95_vs_{base}']:.2f} |"
+            )
+        j = r.get("db_json_ms")
+        if j:
+            lines.append(
+                f"| PostgreSQL writing the JSON itself: formulas {j['json:customers']:.3f}, "
+                f"twin {j['json:customers_plain']:.3f} ms (rows: {j['rows:customers']:.3f}, "
+                f"{j['rows:customers_plain']:.3f}) | ratio {j['json_ratio']:.2f} "
+                f"(rows {j['rows_ratio']:.2f}) | |"
             )
         for stage, x in r["stages_ms"].items():
             lines.append(
