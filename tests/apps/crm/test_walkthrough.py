@@ -25,7 +25,6 @@ import shutil
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -34,12 +33,9 @@ from cubebase.platform.config import Config
 from cubebase.platform.core import Platform
 from cubebase.platform.users import find_user_id, set_password
 
+from ...browser import ARGS, ARTIFACTS, CHROMIUM, ROOT, need_browser
 from .conftest import build_crm_company, build_platform, email
 
-CHROMIUM = os.environ.get("CUBEBASE_TEST_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ROOT = Path(__file__).resolve().parents[3]
-ARTIFACTS = Path(os.environ.get("CUBEBASE_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 SHOTS = ARTIFACTS / "crm-walkthrough"
 DOCS_SHOTS = ROOT / "docs" / "img" / "crm"
 VIEWPORT = {"width": 1280, "height": 800}
@@ -47,20 +43,6 @@ PASSWORD = "walk-through-2026"
 # the month the activities, interactions and deals are dated in: this one, so that
 # the calendar opens on them and "Closing this month" has something to show
 MONTH = date.today().replace(day=1)
-
-
-def _need_browser() -> None:
-    reason = None
-    try:
-        from playwright.sync_api import sync_playwright  # noqa: F401
-    except ModuleNotFoundError:
-        reason = "the playwright package is not installed (pip install -e '.[dev]')"
-    if reason is None and not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    if reason:
-        if os.environ.get("CUBEBASE_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason + " (required: CUBEBASE_TEST_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
 
 
 # --- the company -----------------------------------------------------------------------
@@ -185,7 +167,7 @@ def platform(engine, tmp_path, _templates):
 @pytest.fixture
 def live(app) -> Iterator[str]:
     """The CRM's web app served by werkzeug in a thread."""
-    _need_browser()
+    need_browser()
     from werkzeug.serving import make_server
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -199,7 +181,7 @@ def live(app) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    _need_browser()
+    need_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -9,8 +9,6 @@ CUBEBASE_TEST_REQUIRE_SERVICES=1 (CI), where that is a failure."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -22,38 +20,17 @@ from cubebase.platform.config import Config
 from cubebase.platform.core import Platform
 from cubebase.web import create_app
 
+from ...browser import ARGS, CHROMIUM, need_browser
+from ...browser import ARTIFACTS as BROWSER_ARTIFACTS
 from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD, system_records
 
-CHROMIUM = os.environ.get("CUBEBASE_TEST_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ARTIFACTS = (
-    Path(
-        os.environ.get(
-            "CUBEBASE_TEST_ARTIFACTS", Path(__file__).resolve().parents[3] / "test-artifacts"
-        )
-    )
-    / "web"
-)
-
-
-def _need_browser():
-    reason = None
-    try:
-        from playwright.sync_api import sync_playwright  # noqa: F401
-    except ModuleNotFoundError:
-        reason = "the playwright package is not installed (pip install -e '.[dev]')"
-    if reason is None and not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    if reason:
-        if os.environ.get("CUBEBASE_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason + " (required: CUBEBASE_TEST_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
+ARTIFACTS = BROWSER_ARTIFACTS / "web"
 
 
 @pytest.fixture
 def live(tmp_path):
     """The app on SQLite with the sample app, served by werkzeug in a thread."""
-    _need_browser()
+    need_browser()
     from werkzeug.serving import make_server
 
     config = Config(
