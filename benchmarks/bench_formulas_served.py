@@ -32,7 +32,7 @@ from cubebase.platform.users import create_token
 
 from .bench_api import Server, get_json, parse_wrk
 from .bench_formulas import FORMULA_FIELDS, PAGE, load
-from .bench_records import _load, bench_env, write_results
+from .bench_records import _load, _pct, bench_env, write_results
 
 HERE = Path(__file__).resolve().parent
 TABLES = {"formulas": "customers", "twin": "customers_plain", "wide": "customers_wide"}
@@ -70,11 +70,6 @@ def wrk(port: int, token: str, script: str, seconds: int) -> dict[str, Any]:
     load_before = os.getloadavg()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return {**parse_wrk(out), "load_before": [round(x, 2) for x in load_before]}
-
-
-def _median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -139,8 +134,8 @@ def run(args: argparse.Namespace) -> dict:
     summary: dict[str, Any] = {}
     for side in TABLES:
         summary[side] = {
-            "rps": _median([r["rps"] for r in runs[side]]),
-            "p50_ms": _median([r["p50_ms"] for r in runs[side]]),
+            "rps": _pct([r["rps"] for r in runs[side]], 50),
+            "p50_ms": _pct([r["p50_ms"] for r in runs[side]], 50),
         }
     for side in ("formulas", "wide"):
         summary[f"{side}_cost_vs_twin"] = round(summary["twin"]["rps"] / summary[side]["rps"], 3)

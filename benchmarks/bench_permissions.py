@@ -56,7 +56,7 @@ from cubebase.platform.actor import Actor
 from cubebase.platform.users import add_role, create_user, load_actor
 
 from . import generate
-from .bench_records import Env, _load, write_results
+from .bench_records import Env, _load, _pct, write_results
 from .bench_records import bench_env as records_bench_env
 
 HERE = Path(__file__).resolve().parent
@@ -327,16 +327,6 @@ def _jsonable(parameters: Any) -> Any:
     if isinstance(parameters, list | tuple):
         return [str(v) for v in parameters]
     return str(parameters)
-
-
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * q / 100
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def _stats(xs: list[float]) -> dict[str, float]:
