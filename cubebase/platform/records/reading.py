@@ -323,15 +323,11 @@ class Reading:
     ) -> int:
         """How many records the actor may read match ``where``; with ``cap``, counting
         stops past it (the result is then cap + 1: "more than cap")."""
-        table = self.table(table_key)
-        t = table.sql
-        joins: dict = {}
-        conds = self._live(table) + self._where(table, where, joins)
-        stmt = sa.select(sa.func.count()).select_from(joined(t, joins)).where(*conds)
-        if cap is not None:
-            # stop counting at cap + 1 rows: a big table never waits on an exact count
-            inner = sa.select(t.c.id).select_from(joined(t, joins)).where(*conds).limit(cap + 1)
-            stmt = sa.select(sa.func.count()).select_from(inner.subquery())
+        ids = self._matching_ids(table_key, where)
+        if cap is None:
+            stmt = ids.with_only_columns(sa.func.count())
+        else:  # stop counting at cap + 1 rows: a big table never waits on an exact count
+            stmt = sa.select(sa.func.count()).select_from(ids.limit(cap + 1).subquery())
         return int(self.session.scalar(stmt) or 0)
 
     def ids(self, table_key: str, *, where: Where | Sequence[Where] | None = None) -> list[int]:
@@ -339,12 +335,16 @@ class Reading:
         in one statement: for sweeps that then act on each record in its own
         transaction (paging a list instead walks the primary key again for each page,
         testing the filter)."""
+        ids = self._matching_ids(table_key, where)
+        return list(self.session.scalars(ids.order_by(ids.selected_columns.id)))
+
+    def _matching_ids(self, table_key: str, where) -> sa.Select:
+        """SELECT the ids of the live records the actor may read that match ``where``."""
         table = self.table(table_key)
         t = table.sql
         joins: dict = {}
         conds = self._live(table) + self._where(table, where, joins)
-        stmt = sa.select(t.c.id).select_from(joined(t, joins)).where(*conds).order_by(t.c.id)
-        return list(self.session.scalars(stmt))
+        return sa.select(t.c.id).select_from(joined(t, joins)).where(*conds)
 
     def _read_segments(self, select: sa.Select, base: list, key: SortKey, id_col, after, n: int):
         rows: list = []
